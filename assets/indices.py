@@ -1,0 +1,44 @@
+"""Quarterly indices: 100 x consumption / base national total, for every entity, level and industry."""
+import dagster as dg
+import polars as pl
+
+from assets.transforms.indices import index_grid, normalise_to_base_period
+from expectations.adapter import predicate, run_suite
+from expectations.invariants import levels_add_up
+from expectations.suites import INDICES
+from pipelines.partitions import quarterly_partitions
+from pipelines.quality import check_results
+from pipelines.resources import Settings
+
+INDICES_SUITE = "quarterly_indices_meet_expectations"
+ADDS_UP = "index_levels_add_up_to_national"
+BASE_IS_100 = "base_quarter_national_index_is_100"
+GRID_COMPLETE = "every_entity_industry_and_metric_is_present"
+
+
+@dg.asset(partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
+          check_specs=[dg.AssetCheckSpec(INDICES_SUITE, asset="quarterly_indices", blocking=True),
+                       dg.AssetCheckSpec(ADDS_UP, asset="quarterly_indices", blocking=True),
+                       dg.AssetCheckSpec(BASE_IS_100, asset="quarterly_indices", blocking=True),
+                       dg.AssetCheckSpec(GRID_COMPLETE, asset="quarterly_indices", blocking=True)])
+def quarterly_indices(context: dg.AssetExecutionContext, settings: Settings, usage_cube: dict,
+                      base_totals: pl.LazyFrame):
+    """Per quarter, metric, entity and industry: the index (base national = 100) and exact active accounts."""
+    ref, base = settings.reference(), base_totals.collect()
+    grid = index_grid(ref, base["metric"].to_list())
+    tables, outcomes, rows = {}, {}, {}
+    for quarter in context.partition_keys:
+        table = normalise_to_base_period(usage_cube[quarter].collect(), base, grid, quarter)
+        national = table.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
+        is_base = quarter == base["base_period"][0]
+        tables[quarter], rows[quarter] = table, table.height
+        outcomes[quarter] = [
+            run_suite(INDICES_SUITE, INDICES, table.drop("amount", "top_account_amount")),
+            levels_add_up(ADDS_UP, table, "value"),
+            predicate(BASE_IS_100, not is_base or bool(((national["value"] - 100).abs() < 1e-9).all()),
+                      base_quarter=is_base, **dict(zip(national["metric"], national["value"]))),
+            predicate(GRID_COMPLETE, table.height == grid.height, rows=table.height, expected=grid.height),
+        ]
+    yield dg.Output(tables, metadata={"rows": sum(rows.values())})
+    yield from check_results(context, settings.state, "indices", "quarterly_indices", outcomes, rows)

@@ -1,0 +1,63 @@
+"""Ingest: the raw files delivered to this release, and a lazily computed profile of each quarter's rows."""
+import dagster as dg
+import polars as pl
+
+from assets.transforms.ingest import data_quarters, inventory_files, profile_rows, quarter_bounds, read_raw
+from expectations.adapter import predicate, run_suite
+from expectations.suites import RAW_SAMPLE
+from pipelines.partitions import quarterly_partitions
+from pipelines.quality import check_results
+from pipelines.resources import Settings
+
+FILES_READABLE = "files_are_readable_with_required_columns"
+QUARTERS_CONTIGUOUS = "quarters_are_contiguous"
+
+
+@dg.asset(kinds={"polars", "parquet"}, metadata={"preview": True},
+          check_specs=[dg.AssetCheckSpec(FILES_READABLE, asset="raw_inventory", blocking=True),
+                       dg.AssetCheckSpec(QUARTERS_CONTIGUOUS, asset="raw_inventory")])
+def raw_inventory(context: dg.AssetExecutionContext, settings: Settings):
+    """One row per raw file: content hash, format, rows, and rows per quarter (byte-identical copies skipped)."""
+    inventory = inventory_files(settings.raw_path)  # raises InputError naming file and column
+    quarters = data_quarters(inventory)
+    ingested = inventory.filter(pl.col("status") == "ingested")
+    yield dg.Output(inventory, metadata={"files": inventory.height, "duplicates": inventory.height - ingested.height,
+                                         "rows": int(ingested["rows"].sum()), "quarters": ", ".join(quarters)})
+    outcomes = [predicate(FILES_READABLE, True, files=inventory.height),
+                predicate(QUARTERS_CONTIGUOUS, True, first=quarters[0], last=quarters[-1], count=len(quarters))]
+    yield from check_results(context, settings.state, "ingest", "raw_inventory", {None: outcomes},
+                             {None: int(ingested["rows"].sum())})
+
+
+QUARTER_HAS_ROWS = "quarter_has_rows"
+PROFILE_MATCHES_INVENTORY = "profile_matches_inventory"
+RAW_SAMPLE_SUITE = "raw_sample_meets_expectations"
+
+
+@dg.asset(partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+          kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
+          check_specs=[dg.AssetCheckSpec(QUARTER_HAS_ROWS, asset="raw_usage_profile", blocking=True),
+                       dg.AssetCheckSpec(PROFILE_MATCHES_INVENTORY, asset="raw_usage_profile", blocking=True),
+                       dg.AssetCheckSpec(RAW_SAMPLE_SUITE, asset="raw_usage_profile")])
+def raw_usage_profile(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame):
+    """Per quarter and source file: raw rows, nulls per column, date and amount ranges (the rows stay on disk)."""
+    inventory = raw_inventory.collect()
+    profiles, outcomes, rows = {}, {}, {}
+    for quarter in context.partition_keys:
+        raw = read_raw(inventory, [quarter])
+        profile = profile_rows(raw).collect(engine="streaming")
+        expected = sum(n for qs, ns in zip(inventory["quarters"], inventory["quarter_rows"])
+                       for q, n in zip(qs, ns) if q == quarter)
+        rows[quarter] = int(profile["rows"].sum())
+        start, end = quarter_bounds(quarter)
+        sample = raw.head(settings.sample_rows).collect()
+        outcomes[quarter] = [
+            predicate(QUARTER_HAS_ROWS, rows[quarter] > 0 or settings.allow_empty_quarters, rows=rows[quarter]),
+            predicate(PROFILE_MATCHES_INVENTORY, rows[quarter] == expected and
+                      (profile.height == 0 or (profile["min_date"].min() >= start and profile["max_date"].max() < end)),
+                      rows=rows[quarter], inventory_rows=expected),
+            run_suite(RAW_SAMPLE_SUITE, RAW_SAMPLE, sample),
+        ]
+        profiles[quarter] = profile
+    yield dg.Output(profiles, metadata={"rows": sum(rows.values())})
+    yield from check_results(context, settings.state, "ingest", "raw_usage_profile", outcomes, rows)

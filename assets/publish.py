@@ -1,0 +1,57 @@
+"""Publish: write the release (indices, quarantine, quality, manifest) at the top of the release directory."""
+import dagster as dg
+import polars as pl
+
+from assets.transforms.files import write_json_atomic, write_parquet_atomic
+from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest
+from expectations.adapter import predicate, run_suite
+from expectations.invariants import levels_add_up
+from expectations.suites import PUBLISHED_INDICES
+from pipelines.metadata import markdown_preview
+from pipelines.quality import check_results, read_recorded, summarise
+from pipelines.resources import Settings
+
+PUBLISHED_SUITE = "published_indices_meet_expectations"
+PUBLISHED_ADDS_UP = "published_levels_add_up_to_national"
+ROWS_RECONCILE = "all_rows_in_equal_rows_used_plus_quarantined"
+
+
+@dg.asset(kinds={"polars", "parquet", "great_expectations"},
+          check_specs=[dg.AssetCheckSpec(PUBLISHED_SUITE, asset="published_release"),
+                       dg.AssetCheckSpec(PUBLISHED_ADDS_UP, asset="published_release"),
+                       dg.AssetCheckSpec(ROWS_RECONCILE, asset="published_release")])
+def published_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
+                      quarterly_indices: dict, annual_indices: pl.LazyFrame, undated_rows: pl.LazyFrame,
+                      quarantined_rows: dict, account_usage: dict):
+    """The published release: indices.parquet (one row per metric x period x entity x industry) and its files."""
+    quarters = sorted(quarterly_indices)
+    indices = assemble_indices([quarterly_indices[q].collect() for q in quarters], annual_indices.collect())
+    quarantine = assemble_quarantine([undated_rows.collect()] + [quarantined_rows[q].collect() for q in quarters])
+    inventory = raw_inventory.collect()
+    rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
+    used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
+    outcomes = [run_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices),
+                levels_add_up(PUBLISHED_ADDS_UP, indices, "value"),
+                predicate(ROWS_RECONCILE, rows_in == used + quarantine.height, rows_in=rows_in, rows_used=used,
+                          rows_quarantined=quarantine.height)]
+    checks = list(check_results(context, settings.state, "publish", "published_release", {None: outcomes},
+                                {None: indices.height}))
+    counts = {"rows_in": rows_in, "rows_used": used, "rows_quarantined": quarantine.height,
+              "index_rows": indices.height, "quarters": len(quarters)}
+    out = settings.release
+    write_parquet_atomic(indices, out / "indices.parquet")
+    write_parquet_atomic(quarantine, out / "quarantine.parquet")
+    write_json_atomic(summarise(read_recorded(settings.state)), out / "quality.json")
+    write_json_atomic(build_manifest(inventory, settings_dict(settings), settings.reference().vintages, counts),
+                      out / "manifest.json")
+    national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
+    yield dg.MaterializeResult(metadata={
+        "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(out / "indices.parquet")),
+        "quarantined_rows": quarantine.height, "national_index": markdown_preview(
+            national.select("metric", "period", "value"), rows=national.height)})
+    yield from checks
+
+
+def settings_dict(settings: Settings) -> dict:
+    return {k: getattr(settings, k) for k in ("raw_path", "base_period", "products_path", "seeds_dir", "tier_scheme",
+                                              "tier_vintage", "allow_empty_quarters", "sample_rows")}

@@ -1,0 +1,25 @@
+"""Annual indices: for each complete year, the sum of its four quarterly indices; accounts distinct over the year."""
+from __future__ import annotations
+
+import polars as pl
+
+from assets.transforms.indices import INDEX_COLUMNS, sort_index_rows
+
+
+def complete_years(quarters: list[str]) -> list[str]:
+    """Years whose four quarters are all present."""
+    years = sorted({q[:4] for q in quarters})
+    return [y for y in years if all(f"{y}Q{i}" in quarters for i in (1, 2, 3, 4))]
+
+
+def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame, year: str) -> pl.DataFrame:
+    """One year's rows: value and amount summed over its quarters; accounts and top account from the year's cube."""
+    keys = ["metric", "geo_level", "geo_code", "industry"]
+    summed = (pl.concat(quarterly)
+              .group_by(*keys, "geo_name", "geo_name_en", "base_period", "status")
+              .agg(pl.col("value").sum(), pl.col("amount").sum()))
+    return (summed.join(year_cube.select(*keys, "accounts", "top_account_amount"), on=keys, how="left")
+            .with_columns(pl.col("accounts").fill_null(0).cast(pl.Int64), pl.col("top_account_amount").fill_null(0.0),
+                          pl.lit(year).alias("period"), pl.lit("year").alias("period_type"))
+            .select(*INDEX_COLUMNS, "amount", "top_account_amount")
+            .pipe(sort_index_rows))

@@ -1,0 +1,29 @@
+"""Base totals: each metric's national, all-industry consumption in the base quarter, the index denominator."""
+from __future__ import annotations
+
+import polars as pl
+
+from assets.transforms.ingest import InputError
+
+
+def metrics_present(cubes: list[pl.DataFrame]) -> list[str]:
+    """Metrics with any rows in any quarter; a metric with none is not published."""
+    found = set()
+    for cube in cubes:
+        found |= set(cube["metric"].unique().to_list())
+    return sorted(found)
+
+
+def compute_base_totals(base_cube: pl.DataFrame, base_period: str, metrics: list[str]) -> pl.DataFrame:
+    """One row per metric: base_period and base_amount; a whole-input error if the base cannot divide."""
+    national = base_cube.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
+    if national.height == 0:
+        raise InputError(f"raw input: no rows in the base quarter {base_period} (column 'usage_date')")
+    totals = (pl.DataFrame({"metric": metrics})
+              .join(national.select("metric", pl.col("amount").alias("base_amount")), on="metric", how="left")
+              .with_columns(pl.col("base_amount").fill_null(0.0), pl.lit(base_period).alias("base_period")))
+    zero = totals.filter(pl.col("base_amount") <= 0)
+    if zero.height:
+        raise InputError(f"raw input: metric '{zero['metric'][0]}' has rows but a base total of 0 in "
+                         f"{base_period} (column 'amount')")
+    return totals.select("metric", "base_period", "base_amount").sort("metric")

@@ -1,0 +1,52 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
+
+
+def _replace(tmp: str, path: Path) -> None:
+    os.replace(tmp, path)
+
+
+def _tmp_beside(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    return tmp
+
+
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path) -> Path:
+    """Write (or stream, for a LazyFrame) a frame to Parquet, then move it into place."""
+    path = Path(path)
+    tmp = _tmp_beside(path)
+    try:
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(tmp, **PARQUET_OPTIONS)
+        else:
+            frame.write_parquet(tmp, **PARQUET_OPTIONS)
+        _replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json_atomic(data: dict, path: str | Path) -> Path:
+    path = Path(path)
+    tmp = _tmp_beside(path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        _replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

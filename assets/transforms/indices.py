@@ -1,0 +1,54 @@
+"""Quarterly indices: 100 x raw / base national total, for every entity of every level, zeros included."""
+from __future__ import annotations
+
+import polars as pl
+
+from assets.transforms.reference import Reference
+
+INDEX_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "geo_name_en", "industry",
+                 "value", "accounts", "status", "base_period"]
+LEVEL_ORDER = {"national": 0, "province": 1, "city": 2, "tier": 3, "cluster": 4}
+
+
+def geo_entities(ref: Reference) -> pl.DataFrame:
+    """Every published entity: geo_level, geo_code, geo_name, geo_name_en (unallocated ones included)."""
+    cols = ["geo_code", "name_zh", "name_en"]
+    levels = [
+        ("national", pl.DataFrame({"geo_code": ["CN"], "name_zh": ["全国"], "name_en": ["China"]})),
+        ("province", ref.provinces.select(pl.col("code").alias("geo_code"), "name_zh", "name_en")),
+        ("city", ref.city_geo().select(cols)),
+        ("tier", ref.tier_names().select(cols)),
+        ("cluster", ref.cluster_names().select(cols)),
+    ]
+    return pl.concat([frame.select(pl.lit(level).alias("geo_level"), pl.col("geo_code"),
+                                   pl.col("name_zh").alias("geo_name"), pl.col("name_en").alias("geo_name_en"))
+                      for level, frame in levels])
+
+
+def index_grid(ref: Reference, metrics: list[str]) -> pl.DataFrame:
+    """Every metric x entity x industry (`all` and each code) cell that a period must publish."""
+    industries = pl.DataFrame({"industry": ["all", *ref.industries["code"].to_list()]})
+    return (pl.DataFrame({"metric": metrics}).join(geo_entities(ref), how="cross").join(industries, how="cross"))
+
+
+def normalise_to_base_period(cube: pl.DataFrame, base: pl.DataFrame, grid: pl.DataFrame, period: str,
+                             period_type: str = "quarter") -> pl.DataFrame:
+    """The full grid for one period: value = 100 x amount / base_amount, accounts exact, zeros where no usage."""
+    keys = ["metric", "geo_level", "geo_code", "industry"]
+    return (grid.join(cube.select(*keys, "amount", "accounts", "top_account_amount"), on=keys, how="left")
+            .join(base.select("metric", "base_period", "base_amount"), on="metric")
+            .with_columns(pl.col("amount").fill_null(0.0), pl.col("accounts").fill_null(0).cast(pl.Int64),
+                          pl.col("top_account_amount").fill_null(0.0))
+            .with_columns((100.0 * pl.col("amount") / pl.col("base_amount")).alias("value"),
+                          pl.lit(period).alias("period"), pl.lit(period_type).alias("period_type"),
+                          pl.lit("ok").alias("status"))
+            .select(*INDEX_COLUMNS, "amount", "top_account_amount")
+            .pipe(sort_index_rows))
+
+
+def sort_index_rows(frame: pl.DataFrame) -> pl.DataFrame:
+    """The published order: metric, period type, period, level (national first), code, industry (`all` first)."""
+    return (frame.with_columns(pl.col("geo_level").replace_strict(LEVEL_ORDER, return_dtype=pl.Int8).alias("_l"),
+                               (pl.col("industry") != "all").alias("_i"))
+            .sort("metric", "period_type", "period", "_l", "geo_code", "_i", "industry")
+            .drop("_l", "_i"))

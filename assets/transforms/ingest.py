@@ -1,0 +1,220 @@
+"""Ingest: find the raw files, check they are readable and complete, and read them as uniform lazy frames.
+
+Nothing here collects a raw quarter: files are scanned lazily and only their dates (one column) are read to find
+the quarters they hold.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import polars as pl
+
+REQUIRED = ("usage_date", "account_id", "region_code", "amount")
+RAW_TEXT = ("usage_date", "account_id", "region_code", "industry", "product", "metric", "amount")
+RAW_SCHEMA = {
+    "usage_date": pl.Date, "usage_date_raw": pl.String, "account_id": pl.String, "region_code": pl.String,
+    "industry": pl.String, "product": pl.String, "metric": pl.String, "amount": pl.Float64,
+    "amount_raw": pl.String, "source_file": pl.String, "source_row": pl.Int64,
+}
+CST = "Asia/Shanghai"
+# ISO forms only: a date, or a date-time with or without a zone (zoned ones are converted to China Standard Time).
+_ZONED = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
+_NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+
+
+class InputError(Exception):
+    """A whole-input error: the run stops with this one line, which names the file and column."""
+
+
+def list_raw_files(raw: str | Path) -> list[Path]:
+    """The Parquet and CSV files under `raw` (a file or a directory, hive-partitioned or not), in path order."""
+    root = Path(raw)
+    if root.is_file():
+        return [root]
+    if not root.is_dir():
+        raise InputError(f"{root}: no such file or directory")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in (".parquet", ".csv")
+                   and not any(part.startswith((".", "_")) for part in p.relative_to(root).parts))
+    if not files:
+        raise InputError(f"{root}: no .parquet or .csv files")
+    return files
+
+
+def file_format(path: Path) -> str:
+    return "csv" if path.suffix.lower() == ".csv" else "parquet"
+
+
+def content_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def scan_file(path: Path) -> tuple[pl.LazyFrame, pl.Schema]:
+    """The file as read, with a 1-based `source_row`; CSV columns stay text, so nothing is guessed."""
+    try:
+        if file_format(path) == "csv":
+            lf = pl.scan_csv(path, infer_schema=False, row_index_name="source_row", row_index_offset=1,
+                             raise_if_empty=False)
+        else:
+            lf = pl.scan_parquet(path, row_index_name="source_row", row_index_offset=1, hive_partitioning=False)
+        schema = lf.collect_schema()
+    except Exception as exc:  # polars raises several types for unreadable files; all mean the same here
+        raise InputError(f"{path}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from exc
+    return lf, schema
+
+
+def check_columns(path: Path, schema: pl.Schema) -> None:
+    for column in REQUIRED:
+        if column not in schema:
+            raise InputError(f"{path}: missing required column '{column}'")
+    if "product" not in schema and "metric" not in schema:
+        raise InputError(f"{path}: missing required column 'product' (or 'metric')")
+
+
+def parse_usage_date(dtype: pl.DataType) -> pl.Expr:
+    """usage_date as a calendar date in China Standard Time; null where it is not a valid ISO date."""
+    col = pl.col("usage_date")
+    if dtype == pl.Date:
+        return col
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone:
+            return col.dt.convert_time_zone(CST).dt.date()
+        return col.dt.date()
+    text = col.cast(pl.String).str.strip_chars()
+    zoned = [text.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone(CST).dt.date()
+             for f in _ZONED]
+    naive = [text.str.to_datetime(f, strict=False, time_unit="us").dt.date() for f in _NAIVE]
+    plain = text.str.to_date("%Y-%m-%d", strict=False)
+    return pl.coalesce(pl.when(text.str.len_chars() == 10).then(plain), *zoned, *naive)
+
+
+def _text(name: str, schema: pl.Schema) -> pl.Expr:
+    if name not in schema:
+        return pl.lit(None, dtype=pl.String).alias(name)
+    if schema[name] == pl.Date:
+        return pl.col(name).dt.to_string("%Y-%m-%d").alias(name)
+    return pl.col(name).cast(pl.String).alias(name)
+
+
+def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str) -> pl.LazyFrame:
+    """One raw file in the uniform raw schema: parsed date and amount beside the text as read."""
+    amount_text = _text("amount", schema).str.strip_chars()
+    if schema["amount"].is_numeric():
+        amount = pl.col("amount").cast(pl.Float64)
+    else:
+        amount = amount_text.cast(pl.Float64, strict=False)
+    return lf.select(
+        parse_usage_date(schema["usage_date"]).alias("usage_date"),
+        _text("usage_date", schema).alias("usage_date_raw"),
+        *(_text(c, schema).str.strip_chars() for c in ("account_id", "region_code", "industry", "product", "metric")),
+        amount.alias("amount"),
+        # text sources keep the amount as read, for the quarantine; typed ones only where it is missing
+        (amount_text if not schema["amount"].is_numeric() else pl.lit(None, dtype=pl.String)).alias("amount_raw"),
+        pl.lit(source_file).alias("source_file"),
+        pl.col("source_row").cast(pl.Int64),
+    )
+
+
+def quarter_label(date: pl.Expr) -> pl.Expr:
+    return pl.concat_str(date.dt.year().cast(pl.String), pl.lit("Q"), date.dt.quarter().cast(pl.String))
+
+
+def quarter_bounds(quarter: str) -> tuple:
+    import datetime as dt
+    year, q = int(quarter[:4]), int(quarter[5])
+    start = dt.date(year, 3 * q - 2, 1)
+    end = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)
+    return start, end
+
+
+def quarters_between(first: str, last: str) -> list[str]:
+    """The contiguous quarter labels from first to last, inclusive."""
+    out, (y, q) = [], (int(first[:4]), int(first[5]))
+    while f"{y}Q{q}" <= last:
+        out.append(f"{y}Q{q}")
+        y, q = (y + 1, 1) if q == 4 else (y, q + 1)
+    return out
+
+
+def inventory_files(raw: str | Path) -> pl.DataFrame:
+    """One row per raw file: path, content hash, format, rows, rows by quarter, undated rows.
+
+    Byte-identical files are one delivery: the later copies are listed with status `duplicate` and not read.
+    """
+    root = Path(raw)
+    rows, seen = [], {}
+    for path in list_raw_files(root):
+        lf, schema = scan_file(path)
+        check_columns(path, schema)
+        digest = content_hash(path)
+        name = str(path.relative_to(root)) if root.is_dir() else path.name
+        entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
+                 "bytes": path.stat().st_size, "status": "duplicate" if digest in seen else "ingested",
+                 "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": []}
+        if digest not in seen:
+            seen[digest] = name
+            try:
+                counts = (lf.select(quarter_label(parse_usage_date(schema["usage_date"])).alias("q"))
+                          .group_by("q").len().collect())
+            except Exception as exc:
+                raise InputError(f"{path}: unreadable in column 'usage_date' ({str(exc).splitlines()[0][:160]})") from exc
+            dated = counts.filter(pl.col("q").is_not_null()).sort("q")
+            entry.update(rows=int(counts["len"].sum()), undated_rows=int(counts.filter(pl.col("q").is_null())["len"].sum()),
+                         quarters=dated["q"].to_list(), quarter_rows=[int(n) for n in dated["len"]])
+        rows.append(entry)
+    return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
+                                      "format": pl.String, "bytes": pl.Int64, "status": pl.String, "rows": pl.Int64,
+                                      "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
+                                      "quarter_rows": pl.List(pl.Int64)})
+
+
+def data_quarters(inventory: pl.DataFrame) -> list[str]:
+    """The contiguous quarters from the earliest to the latest quarter with rows."""
+    present = sorted(set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls()))
+    if not present:
+        raise InputError(f"{inventory['source_file'][0] if inventory.height else 'input'}: "
+                         "no rows with a valid usage_date in column 'usage_date'")
+    return quarters_between(present[0], present[-1])
+
+
+def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None) -> pl.LazyFrame:
+    """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given."""
+    frames = []
+    for entry in inventory.filter(pl.col("status") == "ingested").iter_rows(named=True):
+        if quarters is not None and not set(quarters) & set(entry["quarters"]):
+            continue  # prune files with no rows in these quarters
+        lf, schema = scan_file(Path(entry["path"]))
+        frame = normalise_file(lf, schema, entry["source_file"])
+        if quarters is not None:
+            frame = frame.filter(quarter_label(pl.col("usage_date")).is_in(quarters))
+        frames.append(frame)
+    if not frames:
+        return pl.LazyFrame(schema=RAW_SCHEMA)
+    return pl.concat(frames, how="vertical")
+
+
+def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:
+    """Rows whose usage_date is not a valid date: they belong to no quarter, so they are quarantined at intake."""
+    frames = []
+    for entry in inventory.filter((pl.col("status") == "ingested") & (pl.col("undated_rows") > 0)).iter_rows(named=True):
+        lf, schema = scan_file(Path(entry["path"]))
+        frames.append(normalise_file(lf, schema, entry["source_file"]).filter(pl.col("usage_date").is_null()))
+    if not frames:
+        return pl.LazyFrame(schema=RAW_SCHEMA)
+    return pl.concat(frames, how="vertical")
+
+
+def profile_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Per source file: rows, nulls per column, date and amount ranges (computed lazily, never the rows)."""
+    return (rows.group_by("source_file")
+            .agg(pl.len().alias("rows"),
+                 *(pl.col(c).null_count().alias(f"null_{c}") for c in ("account_id", "region_code", "industry",
+                                                                       "product", "metric", "amount")),
+                 pl.col("usage_date").min().alias("min_date"), pl.col("usage_date").max().alias("max_date"),
+                 pl.col("amount").min().alias("min_amount"), pl.col("amount").max().alias("max_amount"),
+                 pl.col("amount").sum().alias("sum_amount"))
+            .sort("source_file"))

@@ -1,0 +1,82 @@
+"""Validate: resolve each raw row's region, industry and metric, and give every bad row one reason.
+
+The rules and their order are CONTRACT.md's "Quarantine" section; the first reason that applies wins.
+"""
+from __future__ import annotations
+
+import polars as pl
+
+from assets.transforms.ingest import quarter_label
+from assets.transforms.reference import Reference
+
+REASONS = ("invalid_date", "missing_account", "missing_region", "unknown_region", "unknown_industry",
+           "invalid_metric", "unknown_product", "metric_conflict", "invalid_amount")
+QUARANTINE_COLUMNS = ("quarter", "source_file", "source_row", "reason", "usage_date", "account_id", "region_code",
+                      "industry", "product", "metric", "amount")
+ACCOUNT_USAGE_SCHEMA = {"metric": pl.String, "geo_code": pl.String, "province_code": pl.String,
+                        "industry": pl.String, "account_id": pl.String, "amount": pl.Float64, "rows": pl.UInt32}
+
+
+def _blank(expr: pl.Expr) -> pl.Expr:
+    return expr.is_null() | (expr == "")
+
+
+def classify_rows(rows: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
+    """Add the resolved `geo_code`, `province_code`, `industry_code` and `metric_code`, and `reason` (null = good)."""
+    regions = ref.region_lookup().rename({"code": "region_key"}).lazy()
+    industries = ref.industry_lookup().rename({"spelling": "industry_key", "code": "industry_code"}).lazy()
+    products = ref.product_lookup().rename({"product": "product_key"}).lazy()
+    metric_text = pl.col("metric").str.to_lowercase()
+    resolved = (
+        rows.with_columns(
+            pl.col("region_code").str.replace(r"\.0+$", "").alias("region_key"),
+            pl.col("industry").str.to_lowercase().alias("industry_key"),
+            pl.col("product").str.to_lowercase().alias("product_key"),
+        )
+        .join(regions, on="region_key", how="left", maintain_order="left")
+        .join(industries, on="industry_key", how="left", maintain_order="left")
+        .join(products, on="product_key", how="left", maintain_order="left")
+    )
+    has_metric = ~_blank(pl.col("metric"))
+    reason = (
+        pl.when(pl.col("usage_date").is_null()).then(pl.lit("invalid_date"))
+        .when(_blank(pl.col("account_id"))).then(pl.lit("missing_account"))
+        .when(_blank(pl.col("region_code"))).then(pl.lit("missing_region"))
+        .when(pl.col("geo_code").is_null()).then(pl.lit("unknown_region"))
+        .when(~_blank(pl.col("industry")) & pl.col("industry_code").is_null()).then(pl.lit("unknown_industry"))
+        .when(has_metric & ~metric_text.is_in(["cloud", "ai"])).then(pl.lit("invalid_metric"))
+        .when(~has_metric & pl.col("product_metric").is_null()).then(pl.lit("unknown_product"))
+        .when(has_metric & pl.col("product_metric").is_not_null() & (pl.col("product_metric") != metric_text))
+        .then(pl.lit("metric_conflict"))
+        .when(pl.col("amount").is_null() | ~pl.col("amount").is_finite() | (pl.col("amount") < 0))
+        .then(pl.lit("invalid_amount"))
+    )
+    return resolved.with_columns(
+        reason.alias("reason"),
+        pl.col("industry_code").fill_null("other"),
+        pl.when(has_metric).then(metric_text).otherwise(pl.col("product_metric")).alias("metric_code"),
+    ).drop("region_key", "industry_key", "product_key", "product_metric")
+
+
+def aggregate_account_usage(classified: pl.LazyFrame) -> pl.LazyFrame:
+    """Good rows summed per metric x city-level geo x industry x account, with how many raw rows each holds."""
+    return (classified.filter(pl.col("reason").is_null())
+            .group_by(pl.col("metric_code").alias("metric"), "geo_code", "province_code",
+                      pl.col("industry_code").alias("industry"), "account_id")
+            .agg(pl.col("amount").sum(), pl.len().cast(pl.UInt32).alias("rows")))
+
+
+def select_quarantine(classified: pl.LazyFrame) -> pl.LazyFrame:
+    """Bad rows with their values as read (text), where they came from, and their reason."""
+    return (classified.filter(pl.col("reason").is_not_null())
+            .select(quarter_label(pl.col("usage_date")).alias("quarter"), "source_file", "source_row", "reason",
+                    pl.col("usage_date_raw").alias("usage_date"), "account_id", "region_code", "industry",
+                    "product", "metric",
+                    pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount")))
+
+
+def reconcile_counts(rows_in: int, account_usage: pl.DataFrame | pl.LazyFrame, quarantined: int) -> dict:
+    """Rows in = rows used + rows quarantined, as numbers for a check's metadata."""
+    used = account_usage.lazy().select(pl.col("rows").sum()).collect().item() or 0
+    return {"rows_in": rows_in, "rows_used": int(used), "rows_quarantined": quarantined,
+            "reconciles": rows_in == int(used) + quarantined}

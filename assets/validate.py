@@ -1,0 +1,65 @@
+"""Validate: every raw row resolved or quarantined with one reason; good rows summed per account."""
+import dagster as dg
+import polars as pl
+
+from assets.transforms.ingest import read_raw, undated_rows as read_undated
+from assets.transforms.validate import aggregate_account_usage, classify_rows, select_quarantine
+from expectations.adapter import predicate, run_suite
+from expectations.suites import ACCOUNT_USAGE_SAMPLE, QUARANTINE
+from pipelines.partitions import quarterly_partitions
+from pipelines.quality import check_results
+from pipelines.resources import Settings
+
+UNDATED_ARE_INVALID_DATE = "undated_rows_are_invalid_date"
+
+
+@dg.asset(kinds={"polars", "parquet"},
+          check_specs=[dg.AssetCheckSpec(UNDATED_ARE_INVALID_DATE, asset="undated_rows")])
+def undated_rows(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame):
+    """Quarantined raw rows whose usage_date is not a valid date, so they belong to no quarter."""
+    inventory = raw_inventory.collect()
+    rows = select_quarantine(classify_rows(read_undated(inventory), settings.reference())).collect()
+    expected = int(inventory.filter(pl.col("status") == "ingested")["undated_rows"].sum())
+    yield dg.Output(rows, metadata={"rows": rows.height})
+    outcome = predicate(UNDATED_ARE_INVALID_DATE, rows.height == expected and
+                        set(rows["reason"].unique()) <= {"invalid_date"}, rows=rows.height, inventory_rows=expected)
+    yield from check_results(context, settings.state, "validate", "undated_rows", {None: [outcome]}, {None: rows.height})
+
+
+ROWS_RECONCILE = "rows_in_equal_rows_used_plus_quarantined"
+ACCOUNT_USAGE_SUITE = "account_usage_sample_meets_expectations"
+QUARANTINE_SUITE = "quarantine_meets_expectations"
+
+
+@dg.multi_asset(
+    partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
+    outs={"account_usage": dg.AssetOut(kinds={"polars", "parquet", "great_expectations"},
+                                       description="Good rows summed per quarter x metric x city x industry x "
+                                                   "account: amount (yuan) and raw rows."),
+          "quarantined_rows": dg.AssetOut(kinds={"polars", "parquet"},
+                                          description="Rejected raw rows of a quarter: values as read, source "
+                                                      "file and row, one reason.")},
+    check_specs=[dg.AssetCheckSpec(ROWS_RECONCILE, asset="account_usage", blocking=True),
+                 dg.AssetCheckSpec(ACCOUNT_USAGE_SUITE, asset="account_usage", blocking=True),
+                 dg.AssetCheckSpec(QUARANTINE_SUITE, asset="quarantined_rows")])
+def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
+                    raw_usage_profile: dict):
+    """Resolve region, industry and metric for each raw row; quarantine the rest with their first reason."""
+    inventory, ref = raw_inventory.collect(), settings.reference()
+    usage, quarantine, outcomes, rows = {}, {}, {}, {}
+    for quarter in context.partition_keys:
+        classified = classify_rows(read_raw(inventory, [quarter]), ref)
+        usage[quarter], quarantine[quarter] = pl.collect_all(
+            [aggregate_account_usage(classified), select_quarantine(classified)], engine="streaming")
+        rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
+        used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
+        rows[quarter] = usage[quarter].height
+        outcomes[quarter] = [
+            predicate(ROWS_RECONCILE, rows_in == used + bad, rows_in=rows_in, rows_used=used, rows_quarantined=bad),
+            run_suite(ACCOUNT_USAGE_SUITE, ACCOUNT_USAGE_SAMPLE, usage[quarter].head(settings.sample_rows)),
+            run_suite(QUARANTINE_SUITE, QUARANTINE, quarantine[quarter]),
+        ]
+    quarantined = sum(q.height for q in quarantine.values())
+    yield dg.Output(usage, output_name="account_usage", metadata={"account_rows": sum(rows.values())})
+    yield dg.Output(quarantine, output_name="quarantined_rows", metadata={"quarantined_rows": quarantined})
+    yield from check_results(context, settings.state, "validate", "account_usage", outcomes, rows)
