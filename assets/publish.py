@@ -5,33 +5,29 @@ import polars as pl
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
 from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest
 from expectations.adapter import predicate, run_suite
-from expectations.invariants import levels_add_up
 from expectations.suites import PUBLISHED_INDICES
 from pipelines.metadata import markdown_preview
 from pipelines.quality import check_results, read_recorded, summarise
 from pipelines.resources import Settings
 
 PUBLISHED_SUITE = "published_indices_meet_expectations"
-PUBLISHED_ADDS_UP = "published_levels_add_up_to_national"
 ROWS_RECONCILE = "all_rows_in_equal_rows_used_plus_quarantined"
 
 
 @dg.asset(kinds={"polars", "parquet", "great_expectations"},
           check_specs=[dg.AssetCheckSpec(PUBLISHED_SUITE, asset="published_release"),
-                       dg.AssetCheckSpec(PUBLISHED_ADDS_UP, asset="published_release"),
                        dg.AssetCheckSpec(ROWS_RECONCILE, asset="published_release")])
 def published_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
-                      quarterly_indices: dict, annual_indices: pl.LazyFrame, undated_rows: pl.LazyFrame,
-                      quarantined_rows: dict, account_usage: dict):
+                      disclosed_indices: pl.LazyFrame, undated_rows: pl.LazyFrame, quarantined_rows: dict,
+                      account_usage: dict):
     """The published release: indices.parquet (one row per metric x period x entity x industry) and its files."""
-    quarters = sorted(quarterly_indices)
-    indices = assemble_indices([quarterly_indices[q].collect() for q in quarters], annual_indices.collect())
+    quarters = sorted(account_usage)
+    indices = assemble_indices(disclosed_indices.collect())
     quarantine = assemble_quarantine([undated_rows.collect()] + [quarantined_rows[q].collect() for q in quarters])
     inventory = raw_inventory.collect()
     rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
     used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
-    outcomes = [run_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices),
-                levels_add_up(PUBLISHED_ADDS_UP, indices, "value"),
+    outcomes = [run_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices.filter(pl.col("status") == "ok")),
                 predicate(ROWS_RECONCILE, rows_in == used + quarantine.height, rows_in=rows_in, rows_used=used,
                           rows_quarantined=quarantine.height)]
     checks = list(check_results(context, settings.state, "publish", "published_release", {None: outcomes},

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from assets import annual, base, cube, indices, ingest, publish, validate
+from assets import annual, base, cube, indices, ingest, privacy, publish, validate
 from pipelines.io import ParquetIOManager
 from pipelines.resources import Settings
 
-STAGES = (ingest, validate, cube, base, indices, annual, publish)  # flow order
+STAGES = (ingest, validate, cube, base, indices, annual, privacy, publish)  # flow order
 
 
 def stage_assets() -> list:

@@ -18,10 +18,9 @@ INDEX_DTYPES = {"metric": pl.String, "period": pl.String, "period_type": pl.Stri
                 "value": pl.Float64, "accounts": pl.Int64, "status": pl.String, "base_period": pl.String}
 
 
-def assemble_indices(quarterly: list[pl.DataFrame], annual: pl.DataFrame | None) -> pl.DataFrame:
+def assemble_indices(disclosed: pl.DataFrame) -> pl.DataFrame:
     """The published long table: quarters then complete years, in one documented order and schema."""
-    frames = [f.select(INDEX_COLUMNS) for f in quarterly] + ([annual.select(INDEX_COLUMNS)] if annual is not None else [])
-    return sort_index_rows(pl.concat(frames).cast(INDEX_DTYPES))
+    return sort_index_rows(disclosed.select(INDEX_COLUMNS).cast(INDEX_DTYPES))
 
 
 def assemble_quarantine(frames: list[pl.DataFrame]) -> pl.DataFrame:
