@@ -71,10 +71,10 @@ class Reference:
         return pl.DataFrame(rows, schema=["geo_code", "name_zh", "name_en"], orient="row")
 
     def cluster_names(self) -> pl.DataFrame:
+        """geo_code, name_zh, name_en of each cluster."""
         return (self.clusters.group_by("cluster_code", maintain_order=True)
                 .agg(pl.col("cluster_name_zh").first().alias("name_zh"),
-                     pl.col("cluster_name_en").first().alias("name_en") if "cluster_name_en" in self.clusters.columns
-                     else pl.col("cluster_code").first().alias("name_en"))
+                     pl.col("cluster_name_en").first().alias("name_en"))
                 .rename({"cluster_code": "geo_code"}).sort("geo_code"))
 
     def region_lookup(self) -> pl.DataFrame:
@@ -93,20 +93,24 @@ class Reference:
             pl.when(pl.col("code").is_in(MUNICIPALITIES)).then(pl.col("code"))
             .otherwise(pl.concat_str(pl.col("code"), pl.lit("U"))).alias("geo_code"),
             pl.col("code").alias("province_code"))
-        # 市辖区 / 县 / 省直辖县级行政区划 placeholders: XX01 00, XX02 00, XX90 00 under any province.
-        placeholders = (self.provinces.select(pl.col("code").alias("province_code"))
-                        .join(pl.DataFrame({"suffix": ["0100", "0200", "0300", "9000"]}), how="cross")
-                        .with_columns((pl.col("province_code").str.slice(0, 2) + pl.col("suffix")).alias("code"))
-                        .with_columns(pl.when(pl.col("province_code").is_in(MUNICIPALITIES)).then(pl.col("province_code"))
-                                      .otherwise(pl.concat_str(pl.col("province_code"), pl.lit("U"))).alias("geo_code"))
-                        .select("code", "geo_code", "province_code"))
         current = pl.concat([cities, county, provinces]).unique("code", keep="first")
-        placeholders = placeholders.join(current, on="code", how="anti")
-        current = pl.concat([current, placeholders])
         retired = (self.crosswalk.join(current.rename({"code": "new_code"}), on="new_code")
                    .select(pl.col("old_code").alias("code"), "geo_code", "province_code")
                    .join(current, on="code", how="anti"))
-        return pl.concat([current, retired]).unique("code", keep="first").sort("code")
+        # Placeholders, where no real or retired unit holds the code: a municipality's 市辖区 / 县 (110100, 500200)
+        # mean the municipality; a province's 省直辖县级行政区划 (429000) means somewhere in the province.
+        # (Other provinces' xx0200-style codes are retired cities, e.g. 510200, 重庆 before 1997.)
+        placeholders = pl.concat([
+            pl.DataFrame({"province_code": list(MUNICIPALITIES)}).join(
+                pl.DataFrame({"suffix": ["0100", "0200", "0300"]}), how="cross")
+            .with_columns(pl.col("province_code").alias("geo_code")),
+            self.provinces.filter(~pl.col("code").is_in(MUNICIPALITIES)).select(pl.col("code").alias("province_code"))
+            .with_columns(pl.lit("9000").alias("suffix"), (pl.col("province_code") + "U").alias("geo_code")),
+        ]).select((pl.col("province_code").str.slice(0, 2) + pl.col("suffix")).alias("code"), "geo_code",
+                  "province_code")
+        known = pl.concat([current, retired])
+        placeholders = placeholders.join(known, on="code", how="anti")
+        return pl.concat([known, placeholders]).unique("code", keep="first").sort("code")
 
     def industry_lookup(self) -> pl.DataFrame:
         """Every spelling of an industry (code, Chinese name, alias; trimmed, lower-cased) -> its code."""
