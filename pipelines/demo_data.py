@@ -181,9 +181,11 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     csize = combos["size"].to_numpy()
     cw = csize ** ACCOUNT_WEIGHT_EXP
     n_acc = np.maximum(1, np.floor(n_acc_target * cw / cw.sum())).astype(np.int64)
-    # never more accounts than rows in the combo's biggest quarter-metric slot x 2 (no idle accounts)
-    max_rows = (pl.DataFrame({"combo": slots["combo"].to_numpy(), "n": n_rows})
-                .group_by("combo").agg(pl.col("n").max()).sort("combo")["n"].to_numpy())
+    # never more accounts than rows in the combo's biggest slot of its thinnest quarter (no idle accounts: in
+    # every quarter the biggest slot reaches every account active then, and the windows cover all accounts)
+    max_rows = (pl.DataFrame({"combo": slots["combo"].to_numpy(), "q": slots["q"].to_numpy(), "n": n_rows})
+                .group_by("combo", "q").agg(pl.col("n").max())
+                .group_by("combo").agg(pl.col("n").min()).sort("combo")["n"].to_numpy())
     n_acc = np.maximum(1, np.minimum(n_acc, max_rows))
     acc_start = np.concatenate([[0], np.cumsum(n_acc)[:-1]])
     n_accounts = int(n_acc.sum())
@@ -218,7 +220,14 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     kl = lens[acc_combo, kind]
     kind = np.where(kl > 0, kind, 0)
     kl = lens[acc_combo, kind]
-    pick = offs[acc_combo, kind] + np.floor(rng.random(n_accounts) * kl).astype(np.int64)
+    within = np.floor(rng.random(n_accounts) * kl).astype(np.int64)
+    # the first special-spelling account of each cell uses the first special spelling (a municipality's 市辖区
+    # placeholder), so every kind of spelling occurs whatever the account count
+    cell_id = np.unique(np.array(cells), return_inverse=True)[1][acc_combo]
+    k2 = np.flatnonzero(kind == 2)
+    _, first_k2 = np.unique(cell_id[k2], return_index=True)
+    within[k2[first_k2]] = 0
+    pick = offs[acc_combo, kind] + within
     acc_region = pa.array(flat, pa.string()).take(pa.array(pick))
 
     # industry label of each account
@@ -242,9 +251,16 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     acc_industry = pa.array(labels, pa.string()).take(pa.array(c_off[acc_combo] + k))
 
     # activity windows per combo x quarter: accounts [lo, hi) of the combo are active
-    qn = np.arange(5)
-    lo = np.floor(0.15 * n_acc[:, None] * qn[None, :] / 4).astype(np.int64)
-    hi = n_acc[:, None] - np.floor(0.25 * n_acc[:, None] * (4 - qn[None, :]) / 4).astype(np.int64)
+    # (relative to the quarters the combo has any slot in, so that every account falls in a used window)
+    present = np.zeros((combos.height, 5), bool)
+    present[slots["combo"].to_numpy(), slots["q"].to_numpy()] = True
+    rank = np.cumsum(present, axis=1) - 1                      # position of each quarter among the present ones
+    span = np.maximum(present.sum(axis=1) - 1, 1)[:, None]
+    qn = np.clip(rank, 0, None)
+    lo = np.floor(0.15 * n_acc[:, None] * qn / span).astype(np.int64)
+    hi = n_acc[:, None] - np.floor(0.25 * n_acc[:, None] * (span - qn) / span).astype(np.int64)
+    single = present.sum(axis=1) == 1
+    lo[single], hi[single] = 0, n_acc[single, None]
     hi = np.maximum(hi, lo + 1)
 
     P = _Plan()

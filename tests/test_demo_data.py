@@ -312,3 +312,203 @@ def test_province_ai_top3_shares(idx):
     v20 = sorted(_series(idx, "ai", "prov", "2020").values(), reverse=True)
     assert round(100 * sum(v21[:3]) / sum(v21), 1) == 70.3
     assert abs(100 * sum(v20[:3]) / sum(v20) - 70) <= 0.5
+
+
+# ------------------------------------------------------------------------------------------------ calibration (2)
+TOP10 = [
+    # (metric, level, measure, expected order)      METHOD.md "Top-10 rankings"
+    ("cloud", "prov", "size", "上海 北京 广东 浙江 湖北 江苏 四川 福建 天津 山西"),
+    ("cloud", "prov", "growth", "新疆 山西 辽宁 宁夏 内蒙古 西藏 安徽 湖南 青海 甘肃"),
+    ("ai", "prov", "size", "北京 广东 上海 江苏 四川 浙江 陕西 西藏 福建 贵州"),
+    ("ai", "prov", "growth", "宁夏 新疆 云南 辽宁 吉林 天津 湖北 山西 青海 山东"),
+    ("cloud", "city", "size", "上海 北京 深圳 广州 杭州 武汉 成都 天津 太原 贵阳"),
+    ("cloud", "city", "growth", "中卫 晋中 鞍山 乌鲁木齐 太原 大兴安岭地区 延边州 绥化 泰州 湖州"),
+    ("ai", "city", "size", "北京 上海 深圳 广州 成都 杭州 南京 西安 拉萨 贵阳"),
+    ("ai", "city", "growth", "克拉玛依 咸宁 朝阳 周口 连云港 眉山 阳泉 河池 银川 遵义"),
+]
+
+
+def _geo(idx, metric, level, period):
+    by = "prov" if level == "prov" else "cell"
+    d = _series(idx, metric, by, period)
+    return {k: v for k, v in d.items() if not k.endswith("U")}
+
+
+@pytest.mark.parametrize("metric,level,measure,expected", TOP10, ids=[f"{a}-{b}-{c}" for a, b, c, _ in TOP10])
+def test_top10_lists(idx, names, metric, level, measure, expected):
+    lvl = "province" if level == "prov" else "city"
+    code2name = {c: s for (lv, s), c in names.items() if lv == lvl}
+    if measure == "size":
+        v = _geo(idx, metric, level, "2020")
+    else:
+        a, b = _geo(idx, metric, level, "2020Q1"), _geo(idx, metric, level, "2021Q1")
+        v = {k: b[k] / a[k] - 1 for k in a if a[k] > 0}
+    top = [code2name[k] for k in sorted(v, key=lambda k: -v[k])[:10]]
+    assert top == expected.split()
+
+
+def test_city_ai_2021q1_order(idx, names):
+    code2name = {c: s for (lv, s), c in names.items() if lv == "city"}
+    v = _geo(idx, "ai", "city", "2021Q1")
+    top = [code2name[k] for k in sorted(v, key=lambda k: -v[k])[:8]]
+    assert top[:5] == ["北京", "深圳", "上海", "广州", "成都"]
+    assert top[6] == "济南" and top[7] == "重庆"
+
+
+def _ind(idx, metric, period):
+    return _series(idx, metric, "ind", period)
+
+
+def test_industry_ai(idx):
+    a = _ind(idx, "ai", "2020")
+    mean = sum(a.values()) / len(a)
+    assert len(a) == 18
+    order = sorted(a, key=lambda k: -a[k])
+    assert order[:4] == ["finance", "industry_saas", "cultural_creative", "real_estate"]
+    assert a["finance"] > 200 and 5 <= a["finance"] / mean < 6
+    assert a["lifestyle_internet"] > mean and a["retail"] > mean
+    g = {k: _ind(idx, "ai", "2021Q1")[k] / _ind(idx, "ai", "2020Q1")[k] - 1 for k in a}
+    assert sorted(g, key=lambda k: -g[k])[:3] == ["tourism", "broadcasting", "manufacturing"]
+
+
+def test_industry_cloud(idx):
+    a = _ind(idx, "cloud", "2020")
+    mean = sum(a.values()) / len(a)
+    order = sorted(a, key=lambda k: -a[k])
+    assert order[:4] == ["ecommerce", "cultural_creative", "gaming", "industry_saas"]
+    assert a["ecommerce"] / mean > 7
+    assert abs(a["cultural_creative"] / mean - 2.7) <= 0.1
+    assert abs(a["gaming"] / mean - 1.7) <= 0.1
+    assert a["manufacturing"] > mean
+    q1, q5 = _ind(idx, "cloud", "2020Q1"), _ind(idx, "cloud", "2021Q1")
+    g = {k: q5[k] / q1[k] - 1 for k in a}
+    gm = sum(g.values()) / len(g)
+    gorder = sorted(g, key=lambda k: -g[k])
+    assert gorder[:3] == ["government", "healthcare", "energy"]
+    assert g["government"] > 2.0 and abs(g["government"] / gm - 4) <= 0.3
+    assert g["healthcare"] > 1.4 and abs(g["healthcare"] / gm - 2.5) <= 0.3
+    assert 0.555 <= gm <= 0.575
+    for k in ("education", "manufacturing", "broadcasting"):
+        assert k in order[:10] and k in gorder[:10], k
+
+
+def test_cluster_ai_top3(idx):
+    cl = pl.read_csv(SEEDS / "city_clusters.csv", schema_overrides={"city_code": pl.Utf8})
+    seven = ["京津冀", "珠三角", "长三角", "长江中游", "成渝", "关中平原", "兰西"]
+    v = (idx.filter((pl.col("m") == "ai") & pl.col("quarter").is_in(QUARTERS[:4]))
+         .join(cl.select("cluster_name_zh", pl.col("city_code").alias("cell")), on="cell")
+         .filter(pl.col("cluster_name_zh").is_in(seven))
+         .group_by("cluster_name_zh").agg(pl.col("v").sum()).sort("v", descending=True))
+    assert set(v["cluster_name_zh"][:3]) == {"京津冀", "珠三角", "长三角"}
+
+
+# ------------------------------------------------------------------------------------------------ calibration (3)
+IND_ZH = {"生活互联": "lifestyle_internet", "文创": "cultural_creative", "金融": "finance", "行业工具": "industry_saas",
+          "教育": "education", "智慧零售": "retail", "房地产": "real_estate", "游戏": "gaming", "手机": "mobile",
+          "电商": "ecommerce", "广电": "broadcasting", "政府": "government", "医疗": "healthcare",
+          "交通云": "transport", "其他": "other"}
+CITY_TOP5 = {   # METHOD.md "Top-5 industries by AI index in the top-10 AI cities (2020 annual)"
+    "北京": "生活互联 文创 金融 行业工具 教育", "上海": "智慧零售 房地产 金融 行业工具 游戏",
+    "深圳": "金融 行业工具 手机 电商 游戏", "广州": "广电 电商 文创 行业工具 教育",
+    "成都": "金融 生活互联 行业工具 政府 医疗", "杭州": "行业工具 金融 电商 生活互联 文创",
+    "南京": "广电 金融 行业工具 电商 手机", "西安": "金融 广电 行业工具 电商 交通云",
+    "拉萨": "房地产 教育 行业工具 电商 其他", "贵阳": "政府 金融 文创 行业工具 电商",
+}
+
+
+@pytest.mark.parametrize("city", list(CITY_TOP5))
+def test_city_ai_top5_industries(idx, names, city):
+    c = names[("city", city)]
+    v = _series(idx.filter(pl.col("cell") == c), "ai", "ind", "2020")
+    top = sorted(v, key=lambda k: -v[k])[:5]
+    assert top == [IND_ZH[s] for s in CITY_TOP5[city].split()]
+
+
+def _tier_shares(idx, seeds, metric):
+    """{tier (1..5): {industry: share of the tier's 2020 annual index}}, 新一线 folded into 二线 (vintage 2020)."""
+    fold = {"tier1": 1, "new_tier1": 2, "tier2": 2, "tier3": 3, "tier4": 4, "tier5": 5}
+    t = (pl.read_csv(SEEDS / "city_tiers.csv", schema_overrides={"city_code": pl.Utf8})
+         .filter(pl.col("vintage") == 2020)
+         .select(pl.col("city_code").alias("cell"), pl.col("tier").replace_strict(fold).alias("t")))
+    d = (idx.filter((pl.col("m") == metric) & pl.col("quarter").is_in(QUARTERS[:4])).join(t, on="cell")
+         .group_by("t", "ind").agg(pl.col("v").sum()))
+    out = {}
+    for tt in range(1, 6):
+        x = d.filter(pl.col("t") == tt)
+        tot = x["v"].sum()
+        out[tt] = {k: v / tot for k, v in zip(x["ind"], x["v"])}
+    return out
+
+
+def _groups(seeds):
+    return dict(zip(seeds["industries"]["code"], seeds["industries"]["group"]))
+
+
+def test_tier_ai_structure(idx, seeds):
+    s = _tier_shares(idx, seeds, "ai")
+    g = _groups(seeds)
+    for t in range(1, 6):
+        tf = sum(v for k, v in s[t].items() if g[k] in ("traditional", "finance"))
+        dn = sum(v for k, v in s[t].items() if g[k] == "digital_native")
+        assert tf > 0.70 and dn <= 0.30, t
+    order = {t: sorted(s[t], key=lambda k: -s[t][k]) for t in s}
+    assert order[1][0] == "finance" and order[2][0] == "finance"
+    assert set(order[3][:2]) == {"finance", "broadcasting"}
+    assert order[4][:2] == ["finance", "industry_saas"]
+    assert order[5][:2] == ["finance", "real_estate"]
+
+
+def test_tier_cloud_structure(idx, seeds):
+    s = _tier_shares(idx, seeds, "cloud")
+    g = _groups(seeds)
+    four = ("ecommerce", "cultural_creative", "gaming", "industry_saas")
+    s4 = {t: sum(s[t].get(k, 0.0) for k in four) for t in s}
+    assert s4[1] > 0.78 and all(s4[1] > s4[t] for t in range(2, 6))
+    rest = {t: 1 - s4[t] for t in s}
+    assert abs(100 * rest[2] - 44) <= 0.5 and all(rest[2] > rest[t] for t in (1, 3, 4, 5))
+    dn = {t: sum(v for k, v in s[t].items() if g[k] == "digital_native") for t in s}
+    assert dn[2] < dn[3] < dn[4] < dn[5]
+    assert s4[2] < s4[3] < s4[4] < s4[5]          # also read as the share of the four big ones
+
+
+SEVEN = ["京津冀", "珠三角", "长三角", "长江中游", "成渝", "关中平原", "兰西"]
+
+
+def _clusters(idx):
+    """{cluster: {quarter: AI index}} and member counts, for the seven clusters the source ranks."""
+    cl = pl.read_csv(SEEDS / "city_clusters.csv", schema_overrides={"city_code": pl.Utf8})
+    cl = cl.filter(pl.col("cluster_name_zh").is_in(SEVEN)).select("cluster_name_zh", pl.col("city_code").alias("cell"))
+    n = dict(cl.group_by("cluster_name_zh").len().iter_rows())
+    d = (idx.filter(pl.col("m") == "ai").join(cl, on="cell").group_by("cluster_name_zh", "quarter")
+         .agg(pl.col("v").sum()))
+    out: dict = {}
+    for c, q, v in d.iter_rows():
+        out.setdefault(c, {})[q] = v
+    return out, n
+
+
+def test_cluster_ai_growth_and_peak(idx):
+    v, n = _clusters(idx)
+    g = {c: v[c]["2021Q1"] / v[c]["2020Q1"] - 1 for c in SEVEN}
+    order = sorted(SEVEN, key=lambda c: -g[c])
+    assert order[:2] == ["长江中游", "珠三角"] and g["长江中游"] > 3.0
+    q1 = {c: v[c]["2020Q1"] for c in SEVEN}
+    med_q1 = sorted(q1.values())[3]
+    assert q1["兰西"] < med_q1 and q1["关中平原"] < med_q1
+    # feasible part of "growth above the median": both right after the top two (3rd and 4th)
+    assert set(order[2:4]) == {"兰西", "关中平原"}
+    mean = {q: v["珠三角"][q] / n["珠三角"] for q in QUARTERS}
+    assert max(mean, key=mean.get) == "2020Q4"
+    assert mean["2020Q4"] > 7          # soft figure of METHOD.md, reproduced
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "METHOD.md asks 长江中游 and 珠三角 to be the two fastest-growing of the seven clusters AND 兰西 and 关中平原 to grow "
+    "strictly faster than the median of the seven: with 7 values the median is the 4th, so 'above' needs ranks "
+    "1-3, which leaves room for only one of 兰西 / 关中平原 after the top two. The demo puts them 3rd and 4th; the one "
+    "at 4th equals the median."))
+def test_cluster_ai_growth_strictly_above_median(idx):
+    v, _ = _clusters(idx)
+    g = {c: v[c]["2021Q1"] / v[c]["2020Q1"] - 1 for c in SEVEN}
+    med = sorted(g.values())[3]
+    assert g["兰西"] > med and g["关中平原"] > med
