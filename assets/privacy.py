@@ -2,7 +2,8 @@
 import dagster as dg
 import polars as pl
 
-from assets.transforms.privacy import combine_periods, disclose
+from assets.transforms.cube import geo_membership
+from assets.transforms.privacy import blank, combine_periods, exposed_cells, primary, suppression_flags
 from expectations.adapter import predicate, run_suite
 from expectations.suites import PUBLISHED_INDICES
 from pipelines.quality import check_results
@@ -10,21 +11,53 @@ from pipelines.resources import Settings
 
 DISCLOSED_SUITE = "disclosed_indices_meet_expectations"
 NATIONAL_NEVER_SUPPRESSED = "national_cells_are_never_suppressed"
+PRIMARY_SUPPRESSED = "small_or_dominated_cells_are_suppressed"
+NO_VALUE = "suppressed_cells_have_no_value"
+NOT_RECOVERABLE = "no_suppressed_cell_is_recoverable_by_subtraction"
+CHECKS = (DISCLOSED_SUITE, NATIONAL_NEVER_SUPPRESSED, PRIMARY_SUPPRESSED, NO_VALUE, NOT_RECOVERABLE)
 
 
 @dg.asset(kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
-          check_specs=[dg.AssetCheckSpec(DISCLOSED_SUITE, asset="disclosed_indices", blocking=True),
-                       dg.AssetCheckSpec(NATIONAL_NEVER_SUPPRESSED, asset="disclosed_indices", blocking=True)])
+          check_specs=[dg.AssetCheckSpec(name, asset="disclosed_indices", blocking=True) for name in CHECKS])
 def disclosed_indices(context: dg.AssetExecutionContext, settings: Settings, quarterly_indices: dict,
                       annual_indices: pl.LazyFrame):
-    """Every published index cell (quarters and complete years), status `ok` or `suppressed` (value null)."""
+    """Every published index cell (quarters and complete years), status `ok` or `suppressed` (value null).
+
+    Primary suppression (fewer than k active accounts, or one account above p% of the cell) and complementary
+    suppression across the geo, industry and time hierarchies (CONTRACT.md "Privacy")."""
     quarters = sorted(quarterly_indices)
-    table = disclose(combine_periods([quarterly_indices[q].collect() for q in quarters], annual_indices.collect()))
+    membership = geo_membership(settings.reference())
+    k, dominance = settings.privacy_k, settings.privacy_dominance_percent / 100.0
+    combined = combine_periods([quarterly_indices[q].collect() for q in quarters], annual_indices.collect())
+    flags = suppression_flags(combined, k, dominance, membership)
+    table = blank(flags)
     suppressed = table.filter(pl.col("status") == "suppressed").height
-    yield dg.Output(table, metadata={"suppressed_cells": suppressed})
+    n_primary = int(flags["primary"].sum())
+    yield dg.Output(table, metadata={"suppressed_cells": suppressed, "primary_suppressions": n_primary,
+                                     "complementary_suppressions": suppressed - n_primary,
+                                     "k_accounts": k, "dominance_percent": settings.privacy_dominance_percent})
     national = table.filter(pl.col("geo_level") == "national")
+    hidden = table.filter(pl.col("status") == "suppressed")
+    exposed = exposed_cells(table, membership)
+    # Recomputed from the input, independently of the suppression flags: every primary cell is hidden.
+    must_hide = flags.filter(primary(flags, k, dominance)).select("metric", "period", "geo_level", "geo_code",
+                                                                  "industry")
+    missed = must_hide.join(hidden, on=must_hide.columns, how="anti").height
     outcomes = [run_suite(DISCLOSED_SUITE, PUBLISHED_INDICES, table.filter(pl.col("status") == "ok")),
                 predicate(NATIONAL_NEVER_SUPPRESSED, bool((national["status"] == "ok").all()),
-                          suppressed_cells=suppressed)]
+                          suppressed_cells=suppressed),
+                predicate(PRIMARY_SUPPRESSED, missed == 0, primary_cells=must_hide.height, not_suppressed=missed,
+                          k_accounts=k, dominance_percent=settings.privacy_dominance_percent),
+                predicate(NO_VALUE, hidden.filter(pl.col("value").is_not_null() | pl.col("accounts").is_not_null())
+                          .height == 0, suppressed_cells=suppressed),
+                predicate(NOT_RECOVERABLE, exposed.height == 0, exposed_cells=exposed.height,
+                          first=_describe(exposed))]
     yield from check_results(context, settings.state, "privacy", "disclosed_indices", {None: outcomes},
                              {None: table.height})
+
+
+def _describe(exposed: pl.DataFrame) -> str:
+    if not exposed.height:
+        return "none"
+    row = exposed.row(0, named=True)
+    return f"{row['metric']} {row['period']} {row['geo_level']} {row['geo_code']} {row['industry']} ({row['kind']})"
