@@ -1,0 +1,44 @@
+"""Derived: growth, ranks, rank changes, shares, industry multiples and cluster means of the disclosed indices."""
+import dagster as dg
+import polars as pl
+
+from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures
+from expectations.adapter import predicate
+from pipelines.quality import check_results
+from pipelines.resources import Settings
+
+DERIVED_KEYS_UNIQUE = "derived_keys_are_unique"
+DERIVED_VALUES_VALID = "derived_values_are_valid"
+SUPPRESSED_STAY_HIDDEN = "measures_of_suppressed_cells_are_suppressed"
+KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "comparison"]
+
+
+@dg.asset(kinds={"polars", "parquet"}, metadata={"preview": True},
+          check_specs=[dg.AssetCheckSpec(DERIVED_KEYS_UNIQUE, asset="derived_measures", blocking=True),
+                       dg.AssetCheckSpec(DERIVED_VALUES_VALID, asset="derived_measures", blocking=True),
+                       dg.AssetCheckSpec(SUPPRESSED_STAY_HIDDEN, asset="derived_measures", blocking=True)])
+def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
+    """Per metric x period x entity x industry x measure x comparison: one derived value (ratio, rank or index)."""
+    disclosed = disclosed_indices.collect()
+    table = derive_measures(disclosed, settings.reference().clusters)
+    yield dg.Output(table, metadata={"measures": ", ".join(sorted(set(table["measure"]))),
+                                     "new_cells": table.filter(pl.col("status") == "new").height})
+    yield from check_results(context, settings.state, "derived", "derived_measures",
+                             {None: check_derived(table, disclosed)}, {None: table.height})
+
+
+def check_derived(table: pl.DataFrame, disclosed: pl.DataFrame) -> list:
+    duplicates = table.height - table.select(KEY).unique().height
+    ok = table.filter(pl.col("status") == "ok")
+    bad = table.filter(~pl.col("measure").is_in(MEASURES) | ~pl.col("status").is_in(["ok", "new", "suppressed"])
+                       | ((pl.col("status") == "ok") != pl.col("value").is_not_null()))
+    shares = ok.filter(pl.col("measure").str.contains("share") & ~pl.col("geo_level").is_in(["cluster"])
+                       & ((pl.col("value") < -1e-9) | (pl.col("value") > 1 + 1e-9)))
+    ranks = ok.filter(pl.col("measure").is_in(["rank", "growth_rank"]) & (pl.col("value") < 1))
+    hidden = disclosed.filter(pl.col("status") == "suppressed").select(
+        "metric", "period", "period_type", "geo_level", "geo_code", "industry")
+    leaked = ok.join(hidden, on=hidden.columns, how="semi").height
+    return [predicate(DERIVED_KEYS_UNIQUE, duplicates == 0, duplicate_rows=duplicates),
+            predicate(DERIVED_VALUES_VALID, bad.height + shares.height + ranks.height == 0, invalid_rows=bad.height,
+                      shares_out_of_range=shares.height, ranks_below_one=ranks.height, columns=len(DERIVED_COLUMNS)),
+            predicate(SUPPRESSED_STAY_HIDDEN, leaked == 0, published_from_suppressed=leaked)]

@@ -1,0 +1,309 @@
+"""Report charts: matplotlib PNGs (bytes) from the published indices and derived measures. Pure; no dagster.
+
+Every chart function takes the published tables (`indices`, `derived`: polars DataFrames as in CONTRACT.md) and
+returns PNG bytes. Chinese labels need a CJK font: `use_cjk_font()` finds one or raises `MissingFontError`.
+"""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
+from matplotlib.collections import PolyCollection  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+BOUNDARIES = Path(__file__).resolve().parents[2] / "seeds" / "province_boundaries.geojson"
+CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei",
+                "Noto Serif CJK SC", "SimHei", "Microsoft YaHei", "PingFang SC", "Heiti SC", "AR PL UMing CN")
+CJK_FILE_HINTS = ("notosanscjk", "notoserifcjk", "wqy", "sourcehan", "simhei", "msyh", "pingfang", "uming", "ukai")
+METRIC_ZH = {"ai": "赋智量 (AI 指数)", "cloud": "用云量 (云计算指数)"}
+METRIC_COLOR = {"ai": "#d9480f", "cloud": "#1c7ed6"}
+SOURCE_CLUSTERS = ("京津冀", "珠三角", "长三角", "长江中游", "成渝", "关中平原", "兰西")
+TIER_ORDER = ("tier1", "new_tier1", "tier2", "tier3", "tier4", "tier5")
+
+
+class MissingFontError(RuntimeError):
+    """No font with Chinese glyphs: the report would show boxes instead of labels."""
+
+
+def use_cjk_font() -> str:
+    """Set matplotlib's sans-serif family to an installed CJK font and return its name."""
+    names = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((n for n in CJK_FAMILIES if n in names), None)
+    if found is None:  # installed after matplotlib cached its font list: register the files directly
+        for path in font_manager.findSystemFonts():
+            if any(h in Path(path).name.lower().replace("-", "").replace("_", "") for h in CJK_FILE_HINTS):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError):
+                    continue
+        names = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((n for n in CJK_FAMILIES if n in names), None)
+    if found is None:
+        raise MissingFontError("no CJK font found for the report's Chinese labels: install one, e.g. "
+                               "`apt-get install -y fonts-noto-cjk` (or fonts-wqy-microhei), then rerun "
+                               "`python -m pipelines report --out DIR`")
+    plt.rcParams["font.family"] = "sans-serif"
+    plt.rcParams["font.sans-serif"] = [found, "DejaVu Sans"]
+    plt.rcParams["axes.unicode_minus"] = False
+    return found
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def latest(indices: pl.DataFrame, period_type: str) -> str | None:
+    periods = indices.filter(pl.col("period_type") == period_type)["period"].unique().sort()
+    return periods[-1] if periods.len() else None
+
+
+def size_period(indices: pl.DataFrame) -> tuple[str, str]:
+    """The period size rankings use: the latest complete year (as the source), else the latest quarter."""
+    year = latest(indices, "year")
+    return (year, "year") if year else (latest(indices, "quarter"), "quarter")
+
+
+def cells(indices: pl.DataFrame, metric: str, level: str, period: str, industry: str = "all") -> pl.DataFrame:
+    return indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == level) & (pl.col("period") == period)
+                          & (pl.col("industry") == industry))
+
+
+def measure(derived: pl.DataFrame, name: str, metric: str, level: str, period: str, industry: str = "all",
+            comparison: str | None = None) -> pl.DataFrame:
+    rows = derived.filter((pl.col("measure") == name) & (pl.col("metric") == metric) & (pl.col("geo_level") == level)
+                          & (pl.col("period") == period) & (pl.col("industry") == industry))
+    return rows.filter(pl.col("comparison") == comparison) if comparison else rows
+
+
+def short_name(name: str) -> str:
+    for suffix in ("维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "特别行政区", "省", "市"):
+        if name.endswith(suffix) and len(name) > len(suffix) + 1:
+            return name[: -len(suffix)]
+    return name
+
+
+def national_trend(indices: pl.DataFrame) -> bytes:
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for metric in ("cloud", "ai"):
+        rows = indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "national")
+                              & (pl.col("industry") == "all") & (pl.col("period_type") == "quarter")).sort("period")
+        if rows.height == 0:
+            continue
+        ax.plot(rows["period"], rows["value"], marker="o", color=METRIC_COLOR[metric], label=METRIC_ZH[metric])
+        for p, v in zip(rows["period"], rows["value"]):
+            ax.annotate(f"{v:.1f}", (p, v), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax.set_title("全国指数走势（基期 = 100）")
+    ax.set_ylabel("指数")
+    ax.legend(frameon=False)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
+
+
+def load_boundaries(path: Path = BOUNDARIES) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["features"]
+
+
+def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: list[dict]) -> bytes:
+    """Choropleth of provincial index values (quantile classes); out-of-scope areas grey, suppressed hatched."""
+    rows = cells(indices, metric, "province", period)
+    values = {c: (v, s) for c, v, s in rows.select("geo_code", "value", "status").iter_rows()}
+    ok = sorted(v for v, s in values.values() if s == "ok" and v is not None)
+    breaks = sorted({ok[min(len(ok) - 1, round(i * (len(ok) - 1) / 6))] for i in range(7)}) if ok else [0, 1]
+    cmap = plt.get_cmap("YlOrRd", max(len(breaks) - 1, 1))
+    fig, ax = plt.subplots(figsize=(8, 6.4))
+    for feature in boundaries:
+        props = feature["properties"]
+        rings = [[(x, y) for x, y in ring] for poly in feature["geometry"]["coordinates"] for ring in poly]
+        value, status = values.get(props["code"], (None, "missing"))
+        if not props["in_scope"] or status == "missing":
+            face, hatch = "#e9ecef", None
+        elif status != "ok" or value is None:
+            face, hatch = "#ffffff", "///"
+        else:
+            k = max(0, min(len(breaks) - 2, sum(value >= b for b in breaks[1:-1])))
+            face, hatch = cmap(k), None
+        ax.add_collection(PolyCollection(rings, facecolors=face, edgecolors="#495057", linewidths=0.4, hatch=hatch))
+        if props["in_scope"]:
+            ring = max(rings, key=len)
+            xs, ys = zip(*ring)
+            ax.text(sum(xs) / len(xs), sum(ys) / len(ys), props["name_zh"], fontsize=6.5, ha="center", va="center")
+    ax.set_xlim(73, 136)
+    ax.set_ylim(17, 54)
+    ax.set_aspect(1.25)
+    ax.axis("off")
+    labels = [f"{breaks[i]:.2f} – {breaks[i + 1]:.2f}" for i in range(len(breaks) - 1)]
+    handles = [Patch(facecolor=cmap(i), edgecolor="#495057", label=lab) for i, lab in enumerate(labels)]
+    handles += [Patch(facecolor="#ffffff", hatch="///", edgecolor="#495057", label="已抑制（隐私）"),
+                Patch(facecolor="#e9ecef", edgecolor="#495057", label="不在统计范围")]
+    ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, title="指数")
+    kind = "年度" if len(period) == 4 else "季度"
+    ax.set_title(f"{METRIC_ZH[metric]} · 各省{kind}指数 · {period}")
+    return _png(fig)
+
+
+def _barh(ax, names, values, color, fmt="{:.2f}", title=""):
+    if not names:
+        ax.text(0.5, 0.5, "无数据", ha="center", va="center", transform=ax.transAxes)
+    ax.barh(range(len(names))[::-1], values, color=color)
+    ax.set_yticks(range(len(names))[::-1], names)
+    for i, v in zip(range(len(names))[::-1], values):
+        ax.text(v, i, " " + fmt.format(v), va="center", fontsize=8)
+    ax.set_title(title, fontsize=11)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.margins(x=0.18)
+
+
+def top10(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, level: str) -> bytes:
+    """Top 10 by size (latest year, else quarter) and by growth since the base quarter (latest quarter)."""
+    period, _ = size_period(indices)
+    quarter = latest(indices, "quarter")
+    size = (measure(derived, "rank", metric, level, period).filter(pl.col("status") == "ok")
+            .join(cells(indices, metric, level, period).select("geo_code", pl.col("value").alias("index")), on="geo_code")
+            .sort("value", "geo_code").head(10))
+    growth = (measure(derived, "growth_rank", metric, level, quarter, comparison="since_base")
+              .filter(pl.col("status") == "ok")
+              .join(measure(derived, "growth", metric, level, quarter, comparison="since_base")
+                    .select("geo_code", pl.col("value").alias("growth")), on="geo_code")
+              .sort("value", "geo_code").head(10))
+    level_zh = {"province": "省份", "city": "城市"}[level]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6))
+    _barh(a, [short_name(n) for n in size["geo_name"]], size["index"].to_list(), METRIC_COLOR[metric],
+          title=f"{level_zh}规模前十 · {period}")
+    base = growth["reference_period"][0] if growth.height else ""
+    _barh(b, [short_name(n) for n in growth["geo_name"]], (growth["growth"] * 100).to_list(), "#2f9e44",
+          fmt="{:.0f}%", title=f"{level_zh}增速前十 · {quarter} 较 {base}")
+    fig.suptitle(METRIC_ZH[metric])
+    return _png(fig)
+
+
+def industry_bars(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, names: dict[str, str]) -> bytes:
+    """National industries: index with the unweighted mean line and multiples; growth with the mean growth."""
+    period, _ = size_period(indices)
+    quarter = latest(indices, "quarter")
+    size = derived.filter((pl.col("measure") == "industry_multiple") & (pl.col("metric") == metric)
+                          & (pl.col("geo_level") == "national") & (pl.col("period") == period))
+    size = size.join(indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "national")
+                                    & (pl.col("period") == period)).select("industry", pl.col("value").alias("index")),
+                     on="industry").sort("index", descending=True)
+    growth = derived.filter((pl.col("measure") == "growth") & (pl.col("comparison") == "since_base")
+                            & (pl.col("metric") == metric) & (pl.col("geo_level") == "national")
+                            & (pl.col("period") == quarter) & (pl.col("industry") != "all")).sort("value",
+                                                                                                  descending=True)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 5))
+    labels = [names.get(i, i) for i in size["industry"]]
+    a.bar(labels, size["index"], color=METRIC_COLOR[metric])
+    mean = size["index"].mean() if size.height else 0
+    a.axhline(mean, color="black", ls="--", lw=1)
+    a.text(len(labels) - 0.5, mean, f"均值 {mean:.1f}", ha="right", va="bottom", fontsize=8)
+    for i, (v, m) in enumerate(zip(size["index"], size["value"])):
+        if m is not None:
+            a.text(i, v, f"{m:.1f}×", ha="center", va="bottom", fontsize=7)
+    a.set_title(f"各行业指数与均值倍数 · {period}")
+    plt.setp(a.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
+    glabels = [names.get(i, i) for i in growth["industry"]]
+    b.bar(glabels, growth["value"] * 100, color="#2f9e44")
+    gmean = growth["value"].drop_nulls().mean() or 0
+    b.axhline(gmean * 100, color="black", ls="--", lw=1)
+    b.text(len(glabels) - 0.5, gmean * 100, f"平均增速 {gmean * 100:.0f}%", ha="right", va="bottom", fontsize=8)
+    b.set_title(f"各行业增速 · {quarter} 较基期 (%)")
+    plt.setp(b.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
+    for ax in (a, b):
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(f"{METRIC_ZH[metric]} · 全国行业")
+    return _png(fig)
+
+
+def tier_industry_shares(indices: pl.DataFrame, derived: pl.DataFrame, names: dict[str, str],
+                         industries: list[str]) -> bytes:
+    """Stacked shares of each industry within each tier, both metrics (latest year, else quarter)."""
+    period, _ = size_period(indices)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    colors = plt.get_cmap("tab20").colors
+    for ax, metric in zip(axes, ("ai", "cloud")):
+        rows = derived.filter((pl.col("measure") == "share_within_geo") & (pl.col("metric") == metric)
+                              & (pl.col("geo_level") == "tier") & (pl.col("period") == period)
+                              & (pl.col("geo_code") != "unallocated"))
+        tiers = [t for t in TIER_ORDER if t in set(rows["geo_code"])]
+        tier_names = {c: n for c, n in rows.select("geo_code", "geo_name").unique().iter_rows()}
+        left = [0.0] * len(tiers)
+        for k, ind in enumerate(industries):
+            share = {c: v or 0.0 for c, v in rows.filter(pl.col("industry") == ind).select("geo_code", "value")
+                     .iter_rows()}
+            widths = [share.get(t, 0.0) * 100 for t in tiers]
+            ax.barh([tier_names.get(t, t) for t in tiers], widths, left=left, color=colors[k % 20],
+                    label=names.get(ind, ind))
+            left = [a + b for a, b in zip(left, widths)]
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_title(f"{METRIC_ZH[metric]} · {period}")
+        ax.set_xlabel("行业占比 (%)")
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
+    fig.suptitle("各级城市的行业结构")
+    return _png(fig)
+
+
+def cluster_comparison(indices: pl.DataFrame, derived: pl.DataFrame, metric: str) -> bytes:
+    """Clusters: index (latest year), growth since base (latest quarter), member-city mean by quarter."""
+    period, _ = size_period(indices)
+    quarter = latest(indices, "quarter")
+    size = cells(indices, metric, "cluster", period).filter(pl.col("status") == "ok").sort("value", descending=True)
+    growth = (measure(derived, "growth", metric, "cluster", quarter, comparison="since_base")
+              .filter(pl.col("status") == "ok").sort("value", descending=True))
+    means = derived.filter((pl.col("measure") == "cluster_mean") & (pl.col("metric") == metric)
+                           & (pl.col("industry") == "all") & (pl.col("period_type") == "quarter")
+                           & pl.col("geo_name").is_in(SOURCE_CLUSTERS)).sort("period")
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(15, 5.2))
+    highlight = lambda names: [METRIC_COLOR[metric] if n in SOURCE_CLUSTERS else "#adb5bd" for n in names]  # noqa: E731
+    for ax, frame, scale in ((a, size, 1), (b, growth, 100)):
+        names, values = frame["geo_name"].to_list()[::-1], (frame["value"] * scale).to_list()[::-1]
+        if names:
+            ax.barh(names, values, color=highlight(names))
+        else:
+            ax.text(0.5, 0.5, "无数据", ha="center", va="center", transform=ax.transAxes)
+    a.set_title(f"城市群指数 · {period}")
+    b.set_title(f"城市群增速 · {quarter} 较基期 (%)")
+    for name in SOURCE_CLUSTERS:
+        rows = means.filter(pl.col("geo_name") == name)
+        if rows.height:
+            c.plot(rows["period"], rows["value"], marker="o", label=name)
+    c.set_title("成员城市平均指数（按季度）")
+    if c.get_lines():
+        c.legend(fontsize=8, frameon=False)
+    c.tick_params(axis="x", rotation=30)
+    for ax in (a, b, c):
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.tick_params(axis="y", labelsize=8)
+    fig.suptitle(f"{METRIC_ZH[metric]} · 城市群比较（彩色为来源报告讨论的七个城市群）")
+    return _png(fig)
+
+
+def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, names: dict[str, str]) -> bytes:
+    """The five largest industries of each of the ten largest cities (latest year, else quarter)."""
+    period, _ = size_period(indices)
+    top = measure(derived, "rank", metric, "city", period).filter(pl.col("status") == "ok").sort("value", "geo_code")
+    top = top.head(10)
+    fig, axes = plt.subplots(2, 5, figsize=(16, 6.4))
+    for ax, (code, name) in zip(axes.flat, top.select("geo_code", "geo_name").iter_rows()):
+        rows = (indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "city")
+                               & (pl.col("period") == period) & (pl.col("geo_code") == code)
+                               & (pl.col("industry") != "all") & (pl.col("status") == "ok"))
+                .sort("value", "industry", descending=[True, False]).head(5))
+        _barh(ax, [names.get(i, i) for i in rows["industry"]], rows["value"].to_list(), METRIC_COLOR[metric],
+              fmt="{:.1f}", title=short_name(name))
+        ax.tick_params(axis="x", labelsize=7)
+    for ax in list(axes.flat)[top.height:]:
+        ax.axis("off")
+    fig.suptitle(f"{METRIC_ZH[metric]} · 前十城市的前五大行业 · {period}")
+    fig.tight_layout()
+    return _png(fig)
