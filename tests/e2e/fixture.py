@@ -1,0 +1,51 @@
+"""A tiny raw fixture for the browser test: two quarters, six cities, both metrics, a few rejected rows.
+
+Deterministic and independent of the demo generator, so the end-to-end test stays small (a few hundred rows).
+"""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+QUARTERS = ("2020Q1", "2020Q2")
+CITIES = ("110000", "310000", "440100", "440300", "330100", "510100")
+INDUSTRIES = ("finance", "ecommerce", "gaming", "education", None)
+PRODUCTS = {"cloud": ("cvm", "cbs"), "ai": ("asr", "tts")}
+ACCOUNTS_PER_CITY = 8
+
+
+def tiny_rows() -> pl.DataFrame:
+    rows = []
+    for qi, quarter in enumerate(QUARTERS):
+        first = dt.date(int(quarter[:4]), 3 * int(quarter[5]) - 2, 1)
+        for ci, city in enumerate(CITIES):
+            for a in range(ACCOUNTS_PER_CITY):
+                for mi, metric in enumerate(("cloud", "ai")):
+                    rows.append({"usage_date": (first + dt.timedelta(days=(a * 7 + ci + mi) % 85)).isoformat(),
+                                 "account_id": f"e2e-{ci:02d}-{a:02d}", "region_code": city,
+                                 "industry": INDUSTRIES[(a + ci) % len(INDUSTRIES)],
+                                 "product": PRODUCTS[metric][a % 2],
+                                 "amount": round(100.0 + 13.0 * a + 41.0 * ci + 29.0 * qi + 7.0 * mi, 2)})
+    rows += [  # one rejected row of each of two kinds
+        {"usage_date": "2020-02-02", "account_id": "e2e-bad-1", "region_code": "999999", "industry": None,
+         "product": "cvm", "amount": 10.0},
+        {"usage_date": "2020-05-05", "account_id": "e2e-bad-2", "region_code": "110000", "industry": None,
+         "product": "cvm", "amount": -1.0},
+    ]
+    return pl.DataFrame(rows, schema={"usage_date": pl.String, "account_id": pl.String, "region_code": pl.String,
+                                      "industry": pl.String, "product": pl.String, "amount": pl.Float64})
+
+
+def write_tiny_raw(directory: str | Path) -> Path:
+    """One CSV per quarter under `directory`; returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    frame = tiny_rows()
+    for quarter in QUARTERS:
+        year, q = int(quarter[:4]), int(quarter[5])
+        months = [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
+        part = frame.filter(pl.col("usage_date").str.slice(0, 7).is_in(months))
+        part.write_csv(directory / f"usage_{quarter}.csv")
+    return directory
