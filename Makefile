@@ -7,32 +7,60 @@ DEMO_RELEASE := data/demo/release
 RELEASE ?= $(DEMO_RELEASE)
 ROWS ?= 2000000
 
-.PHONY: install demo test ui clean
+.PHONY: install demo test ui e2e clean bench fonts report report-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,spark]'
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+demo: install fonts
 	$(PY) -m pipelines demo-data --out $(DEMO_RAW) --rows $(ROWS)
 	rm -rf $(DEMO_RELEASE)
 	$(PY) -m pipelines run --raw $(DEMO_RAW) --out $(DEMO_RELEASE)
+	$(PY) -m pipelines report --out $(DEMO_RELEASE)
 	@echo "raw data:  $(abspath $(DEMO_RAW))"
 	@echo "release:   $(abspath $(DEMO_RELEASE))"
+
+# The report's Chinese labels need a CJK font: install Debian's fonts-noto-cjk when none is found and apt is there.
+fonts:
+	@fc-list :lang=zh family 2>/dev/null | grep -q . || { \
+	  if command -v apt-get >/dev/null; then \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-noto-cjk || \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-wqy-microhei; \
+	  else echo "no CJK font found: install one (e.g. Noto Sans CJK) for the report's Chinese labels"; exit 1; fi; }
+
+# (Re)write RELEASE/report/ from the published Parquet; report-check screenshots it in headless Chromium.
+report: install fonts
+	$(PY) -m pipelines report --out $(RELEASE)
+
+report-check: install
+	@test -f $(RELEASE)/report/index.html || $(MAKE) report RELEASE=$(RELEASE)
+	$(PY) scripts/report_check.py $(RELEASE)
 
 test: install
 	$(PY) -m pytest
 
-# The Dagster UI on this workspace, on the release's own instance (runs and check history persist).
+# Project vs DuckDB vs Dagster on BENCH_ROWS generated rows (reused from bench/data/); writes bench/results.json.
+BENCH_ROWS ?= 20000000
+bench: install
+	$(PY) -m pipelines bench --rows $(BENCH_ROWS) $(BENCH_ARGS)
+
+# The Dagster UI (webserver + daemon: sensors, schedules, backfills) for workspace.yaml on the release's own
+# instance RELEASE/.dagster, so runs and check history persist; builds the demo release first if it is missing.
+PORT ?= 3000
 ui: install
-	@test -d $(RELEASE)/.dagster || { echo "no release at $(RELEASE): run 'make demo' first"; exit 1; }
-	DAGSTER_HOME=$(abspath $(RELEASE))/.dagster YUNZHI_RELEASE=$(abspath $(RELEASE)) \
-	YUNZHI_RAW=$$($(PY) -c "import json;print(json.load(open('$(RELEASE)/manifest.json'))['settings']['raw_path'])" 2>/dev/null || echo $(abspath $(DEMO_RAW))) \
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	@test -d $(RELEASE)/state || [ "$(RELEASE)" != "$(DEMO_RELEASE)" ] || $(MAKE) demo
+	$(PY) scripts/ui.py --release $(RELEASE) --port $(PORT)
+
+# The UI end to end in headless Chromium (installed with apt if missing): a tiny release, one partition launched
+# through GraphQL, the asset graph and check results read and screenshotted into build/e2e/. `make test` runs it too
+# (tests/e2e/test_e2e.py).
+e2e: install
+	$(PY) scripts/e2e.py
 
 clean:
 	rm -rf data build *.egg-info .pytest_cache

@@ -24,9 +24,18 @@ def usage_cube(context: dg.AssetExecutionContext, settings: Settings, account_us
     """Per quarter, metric, geo entity (every level) and industry (and all): amount in yuan and active accounts."""
     ref = settings.reference()
     cubes, outcomes, rows = {}, {}, {}
+    if settings.engine == "spark":  # Spark reads the account-usage Parquet the IO manager stored, all quarters at once
+        from assets.transforms import spark_cube
+
+        stored = settings.state / "assets" / "account_usage"
+        spark_cubes = spark_cube.build_cubes(spark_cube.session(), {q: [stored / f"{q}.parquet"]
+                                                                     for q in context.partition_keys}, ref)
     for quarter in context.partition_keys:
-        cube = build_cube(account_usage[quarter], ref).collect(engine="streaming")
-        total = account_usage[quarter].select(pl.col("amount").sum()).collect().item() or 0.0
+        if settings.engine == "spark":
+            cube = spark_cubes[quarter]
+        else:
+            cube = build_cube(account_usage[quarter], ref).collect(engine="streaming")
+        total = account_usage[quarter].select(pl.col("amount").sum().cast(pl.Float64)).collect().item() or 0.0
         national = cube.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))["amount"].sum()
         cubes[quarter], rows[quarter] = cube, cube.height
         outcomes[quarter] = [

@@ -2,7 +2,8 @@
 import dagster as dg
 import polars as pl
 
-from assets.transforms.ingest import data_quarters, inventory_files, profile_rows, quarter_bounds, read_raw
+from assets.transforms.ingest import (data_quarters, inventory_files, merge_inventory, profile_rows,
+                                      quarter_bounds, read_raw)
 from expectations.adapter import predicate, run_suite
 from expectations.suites import RAW_SAMPLE
 from pipelines.partitions import quarterly_partitions
@@ -18,7 +19,9 @@ QUARTERS_CONTIGUOUS = "quarters_are_contiguous"
                        dg.AssetCheckSpec(QUARTERS_CONTIGUOUS, asset="raw_inventory")])
 def raw_inventory(context: dg.AssetExecutionContext, settings: Settings):
     """One row per raw file: content hash, format, rows, and rows per quarter (byte-identical copies skipped)."""
-    inventory = inventory_files(settings.raw_path)  # raises InputError naming file and column
+    stored = settings.state / "assets" / "raw_inventory.parquet"  # a continued release keeps what it held
+    previous = pl.read_parquet(stored) if stored.exists() else None
+    inventory = merge_inventory(previous, inventory_files(settings.raw_path))  # InputError names file and column
     quarters = data_quarters(inventory)
     ingested = inventory.filter(pl.col("status") == "ingested")
     yield dg.Output(inventory, metadata={"files": inventory.height, "duplicates": inventory.height - ingested.height,

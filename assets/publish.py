@@ -1,9 +1,11 @@
 """Publish: write the release (indices, quarantine, quality, manifest) at the top of the release directory."""
+import datetime as dt
+
 import dagster as dg
 import polars as pl
 
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
-from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest
+from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest, diff_revisions
 from expectations.adapter import predicate, run_suite
 from expectations.suites import PUBLISHED_INDICES
 from pipelines.metadata import markdown_preview
@@ -19,7 +21,7 @@ ROWS_RECONCILE = "all_rows_in_equal_rows_used_plus_quarantined"
                        dg.AssetCheckSpec(ROWS_RECONCILE, asset="published_release")])
 def published_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
                       disclosed_indices: pl.LazyFrame, undated_rows: pl.LazyFrame, quarantined_rows: dict,
-                      account_usage: dict):
+                      account_usage: dict, derived_measures: pl.LazyFrame):
     """The published release: indices.parquet (one row per metric x period x entity x industry) and its files."""
     quarters = sorted(account_usage)
     indices = assemble_indices(disclosed_indices.collect())
@@ -35,15 +37,23 @@ def published_release(context: dg.AssetExecutionContext, settings: Settings, raw
     counts = {"rows_in": rows_in, "rows_used": used, "rows_quarantined": quarantine.height,
               "index_rows": indices.height, "quarters": len(quarters)}
     out = settings.release
+    previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
+    revisions = diff_revisions(previous, indices, context.run.run_id,
+                               dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), settings.revision_reason)
+    logged = out / "revisions.parquet"
+    if logged.exists():
+        revisions = pl.concat([pl.read_parquet(logged), revisions])
+    write_parquet_atomic(revisions, logged)
     write_parquet_atomic(indices, out / "indices.parquet")
     write_parquet_atomic(quarantine, out / "quarantine.parquet")
+    write_parquet_atomic(derived_measures.collect(), out / "derived.parquet")
     write_json_atomic(summarise(read_recorded(settings.state)), out / "quality.json")
     write_json_atomic(build_manifest(inventory, settings_dict(settings), settings.reference().vintages, counts),
                       out / "manifest.json")
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(out / "indices.parquet")),
-        "quarantined_rows": quarantine.height, "national_index": markdown_preview(
+        "quarantined_rows": quarantine.height, "revised_cells": revisions.height, "national_index": markdown_preview(
             national.select("metric", "period", "value"), rows=national.height)})
     yield from checks
 

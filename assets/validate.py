@@ -47,10 +47,20 @@ def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_i
     """Resolve region, industry and metric for each raw row; quarantine the rest with their first reason."""
     inventory, ref = raw_inventory.collect(), settings.reference()
     usage, quarantine, outcomes, rows = {}, {}, {}, {}
+    if settings.engine == "spark":  # the row-level work in Spark, one job for the run's quarters
+        from assets.transforms import spark_cube
+
+        scratch = settings.state / "spark"
+        by_quarter = spark_cube.account_usage(spark_cube.session(), inventory, list(context.partition_keys), ref,
+                                              scratch)
+        for quarter, (usage_lf, quarantine_lf) in by_quarter.items():
+            usage[quarter], quarantine[quarter] = usage_lf.collect(), quarantine_lf.collect()
+        spark_cube.clear_scratch(scratch)
     for quarter in context.partition_keys:
-        classified = classify_rows(read_raw(inventory, [quarter]), ref)
-        usage[quarter], quarantine[quarter] = pl.collect_all(
-            [aggregate_account_usage(classified), select_quarantine(classified)], engine="streaming")
+        if settings.engine != "spark":
+            classified = classify_rows(read_raw(inventory, [quarter]), ref)
+            usage[quarter], quarantine[quarter] = pl.collect_all(
+                [aggregate_account_usage(classified), select_quarantine(classified)], engine="streaming")
         rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
         used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
         rows[quarter] = usage[quarter].height

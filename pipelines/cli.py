@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -12,7 +14,8 @@ import polars as pl
 from assets.transforms.ingest import InputError
 
 QUARTER_RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# the CLI reports failures itself, in one line; the run log keeps the details in the release instance
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def release_instance(out: Path) -> dg.DagsterInstance:
@@ -40,13 +43,98 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
             if not e.passed]
 
 
+class Progress:
+    """A progress bar on stderr (a terminal only) across the stages and quarters of one in-process run.
+
+    A thread polls the run's event log (found by a tag) for materialisations and step starts; the run itself is
+    untouched. Set YUNZHI_PROGRESS=0 to turn it off, =1 to force it on (one line per update when not a terminal).
+    """
+
+    TAG = "yunzhi/progress"
+
+    def __init__(self, instance: dg.DagsterInstance, assets, selection, tags: dict | None):
+        import os
+        import threading
+        import uuid
+
+        self.instance, self.tags = instance, {**(tags or {}), self.TAG: uuid.uuid4().hex}
+        mode = os.environ.get("YUNZHI_PROGRESS", "")
+        self.enabled = mode == "1" or (mode != "0" and sys.stderr.isatty())
+        self.tty = sys.stderr.isatty()
+        self.total, self.done, self.stage, self.started = 0, 0, "starting", time.perf_counter()
+        self._printed = -1
+        self._stop, self._thread = threading.Event(), threading.Thread(target=self._poll, daemon=True)
+        if self.enabled:
+            from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+            from assets.transforms.ingest import quarters_between
+
+            graph = AssetGraph.from_assets(assets)
+            keys = dg.AssetSelection.from_coercible(selection).resolve(graph)
+            start, end = (self.tags.get(t) for t in QUARTER_RANGE_TAGS)
+            quarters = len(quarters_between(start, end)) if start and end else 1
+            self.total = sum(quarters if graph.get(k).partitions_def else 1 for k in keys)
+
+    def __enter__(self):
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+            self._render(final=True)
+        return False
+
+    def _render(self, final: bool = False) -> None:
+        width, total = 30, max(self.total, 1)
+        filled = min(width, round(width * self.done / total))
+        line = (f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} outputs  "
+                f"{self.stage[:40]:<40} {time.perf_counter() - self.started:5.0f}s")
+        if self.tty:
+            print("\r" + line, end="\n" if final else "", file=sys.stderr, flush=True)
+        elif not final or self._printed != self.done:
+            print(line, file=sys.stderr, flush=True)
+        self._printed = self.done
+
+    def _poll(self) -> None:
+        from dagster import DagsterEventType
+        from dagster._core.storage.dagster_run import RunsFilter
+
+        run_id, cursor, shown = None, None, None
+        while not self._stop.wait(0.5):
+            try:
+                if run_id is None:
+                    runs = self.instance.get_runs(RunsFilter(tags={self.TAG: self.tags[self.TAG]}), limit=1)
+                    run_id = runs[0].run_id if runs else None
+                    continue
+                page = self.instance.get_records_for_run(run_id, cursor, of_type={
+                    DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.STEP_START})
+                cursor = page.cursor
+                for record in page.records:
+                    event = record.event_log_entry.dagster_event
+                    if event.event_type == DagsterEventType.STEP_START:
+                        self.stage = event.step_key
+                    else:
+                        self.done += 1
+                        materialised = event.event_specific_data.materialization
+                        self.stage = materialised.asset_key.to_user_string() + (
+                            f" {materialised.partition}" if materialised.partition else "")
+            except Exception:  # the display must never break a run
+                continue
+            if (self.done, self.stage) != shown and (self.tty or self.done != (shown or (0,))[0]):
+                shown = (self.done, self.stage)
+                self._render()
+
+
 def materialise(out: Path, selection, settings: dict, tags: dict | None = None) -> dg.ExecuteInProcessResult:
     from pipelines.definitions import ALL_ASSETS, resources
 
     instance = release_instance(out)
     try:
-        result = dg.materialize(ALL_ASSETS, selection=selection, instance=instance, tags=tags or {},
-                                resources=resources(str(out), **settings), run_config=QUIET, raise_on_error=True)
+        with Progress(instance, ALL_ASSETS, selection, tags) as progress:
+            result = dg.materialize(ALL_ASSETS, selection=selection, instance=instance, tags=progress.tags,
+                                    resources=resources(str(out), **settings), run_config=QUIET, raise_on_error=True)
     except Exception as exc:  # a stage raised: report a whole-input error as its one line, re-raise the rest
         found = _input_error(exc)
         if found:
@@ -55,34 +143,90 @@ def materialise(out: Path, selection, settings: dict, tags: dict | None = None) 
     return result
 
 
-def run_release(raw: str, out: str, base: str | None = None, products: str | None = None, **options) -> dict:
-    """Materialise every stage for `raw` into the release directory `out`; return a summary."""
+def _stored(out_dir: Path, asset: str) -> pl.DataFrame | None:
+    path = out_dir / "state" / "assets" / f"{asset}.parquet"
+    return pl.read_parquet(path) if path.exists() else None
+
+
+def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool) -> list[str]:
     from assets.transforms.ingest import data_quarters
 
-    out_dir = Path(out)
-    if (out_dir / "state").exists():
-        raise InputError(f"{out_dir}: already holds a release; publish into a new directory")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    settings = {"raw_path": str(Path(raw).resolve()), "base_period": base or "", "products_path": products or "",
-                **{k: v for k, v in options.items() if v is not None}}
-    materialise(out_dir, ["raw_inventory"], settings)
-    inventory = pl.read_parquet(out_dir / "state" / "assets" / "raw_inventory.parquet")
     quarters = data_quarters(inventory)
     with_rows = set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls())
     empty = [q for q in quarters if q not in with_rows]
-    if empty and not options.get("allow_empty_quarters"):
+    if empty and not allow_empty:
         raise InputError(f"{raw}: no rows in quarter {empty[0]} inside {quarters[0]}..{quarters[-1]} "
                          "(column 'usage_date'; --allow-empty-quarters publishes zeros)")
-    if base and base not in with_rows:
-        raise InputError(f"{raw}: no rows in the base quarter {base} (column 'usage_date')")
+    return quarters
+
+
+def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: str, settings: dict) -> str:
     instance = release_instance(out_dir)
     instance.add_dynamic_partitions("quarter", [q for q in quarters if not instance.has_dynamic_partition("quarter", q)])
     result = materialise(out_dir, dg.AssetSelection.all() - dg.AssetSelection.assets("raw_inventory"), settings,
-                         dict(zip(QUARTER_RANGE_TAGS, (quarters[0], quarters[-1]))))
+                         dict(zip(QUARTER_RANGE_TAGS, (first, last))))
     failed = _failed_checks(result)
     if failed:
         raise InputError(f"{out_dir}: checks failed: {'; '.join(failed)}")
-    return {"release": str(out_dir), "quarters": quarters, "run_id": result.run_id}
+    return result.run_id
+
+
+def run_release(raw: str, out: str, base: str | None = None, products: str | None = None, **options) -> dict:
+    """Materialise every stage for `raw` into the release directory `out`; return a summary.
+
+    A new `out` gets a fresh release. An existing one is continued: files it already ingested are skipped by
+    hash, the base stays frozen, and only the quarters with new data (and what depends on them) are recomputed;
+    changed published values are logged in revisions.parquet.
+    """
+    out_dir = Path(out)
+    previous = _stored(out_dir, "raw_inventory")
+    settings = {"raw_path": str(Path(raw).resolve()), "base_period": base or "", "products_path": products or "",
+                **{k: v for k, v in options.items() if v is not None}}
+    frozen = _stored(out_dir, "base_totals")
+    if previous is not None and frozen is not None:
+        kept = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]
+        frozen_base = frozen["base_period"][0]
+        if base and base != frozen_base:
+            raise InputError(f"{out_dir}: the base is frozen at {frozen_base}; to change it run "
+                             f"python -m pipelines rebase --to {base} --out {out_dir}")
+        given = {k: v for k, v in settings.items() if v not in ("", None)}
+        settings = {**kept, **given, "base_period": frozen_base, "revision_reason": "late data"}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    materialise(out_dir, ["raw_inventory"], settings)
+    inventory = _stored(out_dir, "raw_inventory")
+    quarters = _check_range(raw, inventory, bool(settings.get("allow_empty_quarters")))
+    if previous is None or frozen is None:
+        if base and base not in quarters:
+            raise InputError(f"{raw}: no rows in the base quarter {base} (column 'usage_date')")
+        changed = quarters
+    else:
+        known = set(previous.filter(pl.col("status") == "ingested")["sha256"])
+        fresh = inventory.filter((pl.col("status") == "ingested") & ~pl.col("sha256").is_in(list(known)))
+        changed = sorted(set(fresh["quarters"].explode().drop_nulls()))
+        if not changed:
+            return {"release": str(out_dir), "quarters": quarters, "recomputed": [], "run_id": None}
+        if settings["base_period"] in changed:
+            raise InputError(f"{raw}: new data for the base quarter {settings['base_period']}; the base is frozen, "
+                             f"so recompute every period with: python -m pipelines rebase --to "
+                             f"{settings['base_period']} --out {out_dir}")
+    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings)
+    return {"release": str(out_dir), "quarters": quarters, "recomputed": changed, "run_id": run_id}
+
+
+def rebase_release(out: str, to: str) -> dict:
+    """Recompute every period of an existing release against a new base quarter; changes go to revisions."""
+    out_dir = Path(out)
+    inventory = _stored(out_dir, "raw_inventory")
+    if inventory is None or not (out_dir / "manifest.json").exists():
+        raise InputError(f"{out_dir}: no release to rebase (run python -m pipelines run first)")
+    kept = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]
+    quarters = _check_range(str(out_dir), inventory, bool(kept.get("allow_empty_quarters")))
+    with_rows = set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls())
+    if to not in with_rows:
+        raise InputError(f"{out_dir}: no rows in the base quarter {to} (column 'usage_date')")
+    settings = {**kept, "base_period": to, "revision_reason": "rebase"}
+    run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings)
+    return {"release": str(out_dir), "quarters": quarters, "recomputed": quarters, "run_id": run_id}
 
 
 def _positive(text: str) -> int:
@@ -110,29 +254,69 @@ def parser() -> argparse.ArgumentParser:
                      help="tier scheme: five (新一线 folded into 二线, as the source; default) or six (CBN)")
     run.add_argument("--allow-empty-quarters", action="store_true", default=None,
                      help="publish zeros for a quarter without rows inside the range instead of stopping")
+    run.add_argument("--engine", choices=["polars", "spark"], default=None,
+                     help="row-level engine: polars (default; streaming, this machine) or spark (PySpark; the "
+                          "cluster from spark.master / spark-defaults.conf, default local[*])")
+    rebase = sub.add_parser("rebase", help="recompute every period of a release against a new base quarter",
+                            description="Recompute every period of an existing release with a new base quarter; "
+                                        "every changed value is logged in DIR/revisions.parquet.")
+    rebase.add_argument("--to", required=True, help="the new base quarter, such as 2020Q2")
+    rebase.add_argument("--out", required=True, help="the release directory to rebase")
     demo = sub.add_parser("demo-data", help="write the default (calibrated) raw dataset",
                           description="Write deterministic raw usage for 2020Q1-2021Q1 as Parquet, hive-partitioned "
                                       "by quarter, calibrated to reproduce the source's published figures.")
     demo.add_argument("--out", required=True, help="directory to write (quarter=2020Q1/part-*.parquet ...)")
     demo.add_argument("--rows", type=_positive, default=2_000_000, help="number of rows (default 2,000,000)")
     demo.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
+    from pipelines.bench import add_arguments as bench_arguments
+
+    bench_arguments(sub.add_parser("bench", help="time the computation against DuckDB and Dagster's overhead",
+                                   description="Generate (or reuse) N raw rows, then time the project's computation, "
+                                               "DuckDB on the same work, and the Dagster run, each in its own "
+                                               "process; check they agree; write bench/results.json."))
+    report = sub.add_parser("report", help="(re)write a release's report from its published Parquet",
+                            description="Regenerate DIR/report/ (index.html and PNGs) from DIR/indices.parquet and "
+                                        "DIR/derived.parquet only; needs a CJK font (e.g. fonts-noto-cjk).")
+    report.add_argument("--out", required=True, help="release directory (holds indices.parquet, derived.parquet)")
     return top
 
 
 def main(argv: list[str] | None = None) -> int:
+    # pyspark (imported by Great Expectations when installed) warns about pandas 3 on every start; errors are one line
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
     args = parser().parse_args(argv)
     started = time.perf_counter()
     try:
         if args.command == "run":
             summary = run_release(args.raw, args.out, args.base, args.products, tier_scheme=args.tiers,
-                                  allow_empty_quarters=args.allow_empty_quarters)
+                                  allow_empty_quarters=args.allow_empty_quarters, engine=args.engine)
+            recomputed = summary["recomputed"]
             print(f"release {summary['release']}: {len(summary['quarters'])} quarters "
-                  f"({summary['quarters'][0]}..{summary['quarters'][-1]}) in {time.perf_counter() - started:.1f}s")
+                  f"({summary['quarters'][0]}..{summary['quarters'][-1]}), "
+                  f"{'recomputed ' + recomputed[0] + '..' + recomputed[-1] if recomputed else 'nothing new to ingest'}"
+                  f" in {time.perf_counter() - started:.1f}s")
+        elif args.command == "rebase":
+            summary = rebase_release(args.out, args.to)
+            print(f"release {summary['release']}: rebased to {args.to}, {len(summary['quarters'])} quarters "
+                  f"recomputed in {time.perf_counter() - started:.1f}s")
+        elif args.command == "bench":
+            from pipelines.bench import run_from_args
+
+            return run_from_args(args)
         elif args.command == "demo-data":
             from pipelines.demo_data import write_demo_raw
 
             summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed)
             print(f"raw {args.out}: {summary.get('rows', args.rows)} rows in {time.perf_counter() - started:.1f}s")
+        elif args.command == "report":
+            from assets.transforms.report import MissingFontError
+            from pipelines.report import write_report
+
+            try:
+                charts = write_report(args.out)
+            except (FileNotFoundError, MissingFontError) as exc:
+                raise InputError(str(exc)) from None
+            print(f"report {Path(args.out) / 'report' / 'index.html'}: {len(charts)} charts")
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

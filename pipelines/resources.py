@@ -21,6 +21,15 @@ class Settings(dg.ConfigurableResource):
     tier_vintage: str = Field(default="", description="city_tiers.csv vintage; empty = the default one")
     allow_empty_quarters: bool = Field(default=False, description="Publish zeros for a quarter with no rows inside the range")
     sample_rows: int = Field(default=10_000, description="Rows sampled per quarter for the row-level GX suites")
+    engine: str = Field(default="polars", description="Row-level engine of account_usage and usage_cube: 'polars' "
+                                                      "(streaming, this machine) or 'spark' (PySpark; spark.master "
+                                                      "from Spark's own configuration, default local[*])")
+    revision_reason: str = Field(default="late data", description="Reason logged in revisions.parquet for values "
+                                                                  "this run changes ('late data', 'rebase', ...)")
+    privacy_k: int = Field(default=5, description="Suppress a cell below national level with usage and fewer "
+                                                "than this many active accounts")
+    privacy_dominance_percent: float = Field(default=85.0, description="Suppress a cell whose largest account "
+                                                                      "holds more than this percent of it")
 
     _reference: Reference | None = PrivateAttr(default=None)
 

@@ -15,9 +15,11 @@ def complete_years(quarters: list[str]) -> list[str]:
 def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame, year: str) -> pl.DataFrame:
     """One year's rows: value and amount summed over its quarters; accounts and top account from the year's cube."""
     keys = ["metric", "geo_level", "geo_code", "industry"]
-    summed = (pl.concat(quarterly)
-              .group_by(*keys, "geo_name", "geo_name_en", "base_period", "status")
-              .agg(pl.col("value").sum(), pl.col("amount").sum()))
+    # add the quarters in calendar order, cell by cell, so the float sum is the same on every run
+    summed = quarterly[0].select(*keys, "geo_name", "geo_name_en", "base_period", "status", "value", "amount")
+    for quarter in quarterly[1:]:
+        summed = (summed.join(quarter.select(*keys, pl.col("value").alias("v"), pl.col("amount").alias("a")), on=keys)
+                  .with_columns(pl.col("value") + pl.col("v"), pl.col("amount") + pl.col("a")).drop("v", "a"))
     return (summed.join(year_cube.select(*keys, "accounts", "top_account_amount"), on=keys, how="left")
             .with_columns(pl.col("accounts").fill_null(0).cast(pl.Int64), pl.col("top_account_amount").fill_null(0.0),
                           pl.lit(year).alias("period"), pl.lit("year").alias("period_type"))

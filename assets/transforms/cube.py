@@ -30,15 +30,49 @@ def geo_membership(ref: Reference) -> pl.DataFrame:
 
 
 def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
-    """Sum, distinct active accounts and the largest account's amount per metric x geo entity x industry."""
-    members = geo_membership(ref).lazy()
-    per_account = (account_usage.select("metric", "geo_code", "industry", "account_id", "amount")
-                   .join(members, on="geo_code"))
-    both = pl.concat([per_account, per_account.with_columns(pl.lit("all").alias("industry"))])
-    cells = ["metric", "geo_level", "entity", "industry"]
-    return (both.group_by(*cells, "account_id").agg(pl.col("amount").sum())
-            .group_by(cells)
-            .agg(pl.col("amount").sum(), (pl.col("amount") > 0).sum().cast(pl.UInt32).alias("accounts"),
-                 pl.col("amount").max().alias("top_account_amount"))
-            .rename({"entity": "geo_code"})
-            .sort(cells[:2] + ["geo_code", "industry"]))
+    """Sum, distinct active accounts and the largest account's amount per metric x geo entity x industry.
+
+    One geo level at a time (its industries, then `all`), so the per-account working set is one level's, not
+    every level's at once; the cell (metric x entity x industry) is one integer key beside the account id.
+    """
+    members = geo_membership(ref)
+    geos = members.select("geo_code").unique(maintain_order=True).with_row_index("g")
+    members = members.join(geos, on="geo_code")
+    lf = account_usage.select("metric", "geo_code", "industry", "account_id", "amount")
+    present = lf.group_by("metric", "industry").len().collect(engine="streaming")
+    # explicit string types: an empty quarter (allowed by a setting) has no metric or industry to infer them from
+    metrics = pl.DataFrame({"metric": sorted(set(present["metric"].to_list()))},
+                           schema={"metric": pl.String}).with_row_index("m")
+    industries = (pl.DataFrame({"industry": ["all", *sorted(set(present["industry"].to_list()) - {"all"})]},
+                               schema={"industry": pl.String}).with_row_index("i"))
+    n_ind = industries.height
+    labels = metrics.join(industries, how="cross").select(
+        ((pl.col("m").cast(pl.UInt32) * n_ind) + pl.col("i")).alias("mi"), "metric", "industry")
+    # the account-level rows with small integer codes in place of metric, industry and geo_code
+    usage = (lf.join(labels.lazy(), on=["metric", "industry"]).join(geos.lazy(), on="geo_code")
+             .select("mi", "g", "account_id", "amount").collect(engine="streaming"))
+    all_of = labels.join(labels.filter(pl.col("industry") == "all").select("metric", pl.col("mi").alias("mi_all")),
+                         on="metric").select("mi", "mi_all")
+    parts = []
+    for (level,), level_members in members.partition_by("geo_level", as_dict=True, maintain_order=True).items():
+        entities = level_members.select("entity").unique(maintain_order=True).with_row_index("e")
+        n_cells = labels.height
+        rows = (usage.join(level_members.join(entities, on="entity").select("g", "e"), on="g")
+                .join(all_of, on="mi")
+                .select((pl.col("e") * n_cells + pl.col("mi")).alias("cell"),
+                        (pl.col("e") * n_cells + pl.col("mi_all")).alias("cell_all"), "account_id", "amount"))
+        for key in ("cell", "cell_all"):
+            per_cell = (rows.lazy().group_by(pl.col(key).alias("cell"), "account_id").agg(pl.col("amount").sum())
+                        .group_by("cell")
+                        .agg(pl.col("amount").sum().cast(pl.Float64),
+                             (pl.col("amount") > 0).sum().cast(pl.UInt32).alias("accounts"),
+                             pl.col("amount").max().cast(pl.Float64).alias("top_account_amount"))
+                        .collect())
+            parts.append(per_cell.with_columns((pl.col("cell") // n_cells).alias("e"),
+                                               (pl.col("cell") % n_cells).alias("mi"))
+                         .join(entities, on="e").join(labels, on="mi")
+                         .select("metric", pl.lit(level).alias("geo_level"), pl.col("entity").alias("geo_code"),
+                                 "industry", "amount", "accounts", "top_account_amount"))
+        del rows
+    cube = (pl.concat(parts) if parts else pl.DataFrame(schema=CUBE_SCHEMA)).cast(CUBE_SCHEMA)
+    return cube.sort("metric", "geo_level", "geo_code", "industry").lazy()

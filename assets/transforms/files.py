@@ -11,14 +11,13 @@ import polars as pl
 PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
 
 
-def _replace(tmp: str, path: Path) -> None:
-    os.replace(tmp, path)
-
-
 def _tmp_beside(path: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a published file is as readable as any other
     return tmp
 
 
@@ -31,7 +30,7 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path) -
             frame.sink_parquet(tmp, **PARQUET_OPTIONS)
         else:
             frame.write_parquet(tmp, **PARQUET_OPTIONS)
-        _replace(tmp, path)
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -45,7 +44,7 @@ def write_json_atomic(data: dict, path: str | Path) -> Path:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True, default=str)
             f.write("\n")
-        _replace(tmp, path)
+        os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -5,6 +5,8 @@ the quarters they hold.
 """
 from __future__ import annotations
 
+import codecs
+import datetime as dt
 import hashlib
 from pathlib import Path
 
@@ -21,6 +23,11 @@ CST = "Asia/Shanghai"
 # ISO forms only: a date, or a date-time with or without a zone (zoned ones are converted to China Standard Time).
 _ZONED = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%d %H:%M:%S%.f%z")
 _NAIVE = ("%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
+# Plausible billing dates: before 2000 or from 2100 on a date is a sentinel (1970-01-01, 1900-01-01, 9999-12-31),
+# so the row is quarantined `invalid_date`. Fixed bounds, not the clock: a run stays a pure function of its input.
+FIRST_DATE, END_DATE = dt.date(2000, 1, 1), dt.date(2100, 1, 1)
+# Column types a typed (Parquet) file may carry; anything else (lists, structs, booleans, binary...) is an error.
+_TEXTUAL = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
 
 class InputError(Exception):
@@ -70,26 +77,95 @@ def scan_file(path: Path) -> tuple[pl.LazyFrame, pl.Schema]:
 def check_columns(path: Path, schema: pl.Schema) -> None:
     for column in REQUIRED:
         if column not in schema:
-            raise InputError(f"{path}: missing required column '{column}'")
+            raise InputError(f"{path}: missing required column '{column}'{_separator_hint(path, schema)}")
     if "product" not in schema and "metric" not in schema:
         raise InputError(f"{path}: missing required column 'product' (or 'metric')")
+    for column in RAW_TEXT:
+        if column in schema and not _type_ok(column, schema[column]):
+            raise InputError(f"{path}: column '{column}' has type {schema[column]}, expected "
+                             f"{'a number' if column == 'amount' else 'a date or ISO text' if column == 'usage_date' else 'text'}")
+
+
+def _type_ok(column: str, dtype: pl.DataType) -> bool:
+    if isinstance(dtype, _TEXTUAL) or dtype in _TEXTUAL:
+        return True
+    if column == "usage_date":
+        return dtype == pl.Date or isinstance(dtype, pl.Datetime)
+    if column == "amount":
+        return dtype.is_numeric()
+    return dtype.is_integer() or (column == "region_code" and dtype.is_float())  # codes and ids as integers
+
+
+def _separator_hint(path: Path, schema: pl.Schema) -> str:
+    """For a CSV whose header is one column holding another separator: say which, as the likely cause."""
+    if file_format(path) != "csv" or len(schema) > 2:
+        return ""
+    header = next((c for c in schema if c != "source_row"), "")
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        if "usage_date" in [c.strip() for c in header.split(sep)]:
+            return f" (the header is {name}-separated; CSV must be comma-separated)"
+    return ""
+
+
+def check_utf8(path: Path) -> None:
+    """A CSV must be UTF-8 (a BOM is fine): the first bad byte is reported with its line and column."""
+    decoder, line_start, lines = codecs.getincrementaldecoder("utf-8")(), b"", 1
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                before = block[:exc.start]
+                _bad_text(path, lines + before.count(b"\n"), (line_start + before).rsplit(b"\n", 1)[-1])
+            lines += block.count(b"\n")
+            line_start = (line_start + block).rsplit(b"\n", 1)[-1]
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            _bad_text(path, lines, line_start)
+
+
+def _bad_text(path: Path, line: int, prefix: bytes) -> None:
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8", "replace").lstrip("\ufeff").strip().split(",")
+    field = prefix.count(b",")
+    where = (f"line {line}, column '{header[field].strip()}'" if line > 1 and field < len(header)
+             else f"line {line} (the header)")
+    raise InputError(f"{path}: not UTF-8 text at {where} ({_guess_encoding(path)}; re-encode the file as UTF-8)")
+
+
+def _guess_encoding(path: Path) -> str:
+    head = path.open("rb").read(1 << 16)
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "it looks like UTF-16"
+    try:
+        head.decode("gb18030")
+        return "it looks like GBK/GB18030"
+    except UnicodeDecodeError:
+        return "unknown encoding"
 
 
 def parse_usage_date(dtype: pl.DataType) -> pl.Expr:
     """usage_date as a calendar date in China Standard Time; null where it is not a valid ISO date."""
     col = pl.col("usage_date")
     if dtype == pl.Date:
-        return col
+        return _plausible(col)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone:
-            return col.dt.convert_time_zone(CST).dt.date()
-        return col.dt.date()
+            return _plausible(col.dt.convert_time_zone(CST).dt.date())
+        return _plausible(col.dt.date())
     text = col.cast(pl.String).str.strip_chars()
-    zoned = [text.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone(CST).dt.date()
+    zulu = text.str.replace(r"[Zz]$", "+00:00")
+    zoned = [zulu.str.to_datetime(f, strict=False, time_unit="us").dt.convert_time_zone(CST).dt.date()
              for f in _ZONED]
     naive = [text.str.to_datetime(f, strict=False, time_unit="us").dt.date() for f in _NAIVE]
     plain = text.str.to_date("%Y-%m-%d", strict=False)
-    return pl.coalesce(pl.when(text.str.len_chars() == 10).then(plain), *zoned, *naive)
+    return _plausible(pl.coalesce(pl.when(text.str.len_chars() == 10).then(plain), *zoned, *naive))
+
+
+def _plausible(date: pl.Expr) -> pl.Expr:
+    """Null (-> `invalid_date`) outside FIRST_DATE..END_DATE."""
+    return pl.when(date.is_between(pl.lit(FIRST_DATE), pl.lit(END_DATE), closed="left")).then(date)
 
 
 def _text(name: str, schema: pl.Schema) -> pl.Expr:
@@ -148,6 +224,8 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
     root = Path(raw)
     rows, seen = [], {}
     for path in list_raw_files(root):
+        if file_format(path) == "csv":
+            check_utf8(path)
         lf, schema = scan_file(path)
         check_columns(path, schema)
         digest = content_hash(path)
@@ -157,11 +235,14 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
                  "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": []}
         if digest not in seen:
             seen[digest] = name
+            # every column is decoded once here, so a corrupt page stops the run now, naming file and column
+            columns = [c for c in RAW_TEXT if c in schema]
             try:
-                counts = (lf.select(quarter_label(parse_usage_date(schema["usage_date"])).alias("q"))
-                          .group_by("q").len().collect())
+                counts = (lf.group_by(quarter_label(parse_usage_date(schema["usage_date"])).alias("q"))
+                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"_{c}") for c in columns)).collect())
             except Exception as exc:
-                raise InputError(f"{path}: unreadable in column 'usage_date' ({str(exc).splitlines()[0][:160]})") from exc
+                raise InputError(f"{path}: unreadable in column '{_failing_column(lf, columns)}' "
+                                 f"({str(exc).splitlines()[0][:160]})") from exc
             dated = counts.filter(pl.col("q").is_not_null()).sort("q")
             entry.update(rows=int(counts["len"].sum()), undated_rows=int(counts.filter(pl.col("q").is_null())["len"].sum()),
                          quarters=dated["q"].to_list(), quarter_rows=[int(n) for n in dated["len"]])
@@ -170,6 +251,15 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
                                       "format": pl.String, "bytes": pl.Int64, "status": pl.String, "rows": pl.Int64,
                                       "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
                                       "quarter_rows": pl.List(pl.Int64)})
+
+
+def _failing_column(lf: pl.LazyFrame, columns: list[str]) -> str:
+    for column in columns:
+        try:
+            lf.select(pl.col(column).null_count()).collect()
+        except Exception:
+            return column
+    return "usage_date"
 
 
 def data_quarters(inventory: pl.DataFrame) -> list[str]:
@@ -218,3 +308,17 @@ def profile_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
                  pl.col("amount").min().alias("min_amount"), pl.col("amount").max().alias("max_amount"),
                  pl.col("amount").sum().alias("sum_amount"))
             .sort("source_file"))
+
+
+def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
+    """A release's inventory after a new delivery: what it held, plus each file not listed before.
+
+    A file whose bytes the release already ingested (same sha256) is a `duplicate`, whatever its name.
+    """
+    if previous is None or previous.height == 0:
+        return current
+    known = set(previous.filter(pl.col("status") == "ingested")["sha256"])
+    new = (current.join(previous.select("source_file", "sha256"), on=["source_file", "sha256"], how="anti")
+           .with_columns(pl.when(pl.col("sha256").is_in(list(known))).then(pl.lit("duplicate"))
+                      .otherwise(pl.col("status")).alias("status")))
+    return pl.concat([previous, new.cast(previous.schema)])

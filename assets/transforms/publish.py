@@ -55,3 +55,25 @@ def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, coun
 
 def dumps(data: dict) -> str:
     return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str)
+
+
+KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]
+REVISION_SCHEMA = {**{k: pl.String for k in KEY}, "old_value": pl.Float64, "new_value": pl.Float64,
+                   "old_status": pl.String, "new_status": pl.String, "old_accounts": pl.Int64,
+                   "new_accounts": pl.Int64, "run_id": pl.String, "revised_at": pl.String, "reason": pl.String}
+
+
+def diff_revisions(old: pl.DataFrame | None, new: pl.DataFrame, run_id: str, at: str, reason: str) -> pl.DataFrame:
+    """Every published cell whose value, accounts or status this release changes (new cells are not revisions)."""
+    if old is None or old.height == 0:
+        return pl.DataFrame(schema=REVISION_SCHEMA)
+    joined = old.select(*KEY, pl.col("value").alias("old_value"), pl.col("status").alias("old_status"),
+                        pl.col("accounts").alias("old_accounts")).join(
+        new.select(*KEY, pl.col("value").alias("new_value"), pl.col("status").alias("new_status"),
+                   pl.col("accounts").alias("new_accounts")), on=KEY, how="left")
+    changed = joined.filter(pl.col("old_value").ne_missing(pl.col("new_value"))
+                            | pl.col("old_status").ne_missing(pl.col("new_status"))
+                            | pl.col("old_accounts").ne_missing(pl.col("new_accounts")))
+    return (changed.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(at).alias("revised_at"),
+                                 pl.lit(reason).alias("reason"))
+            .select(list(REVISION_SCHEMA)).cast(REVISION_SCHEMA))

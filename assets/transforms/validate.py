@@ -13,12 +13,43 @@ REASONS = ("invalid_date", "missing_account", "missing_region", "unknown_region"
            "invalid_metric", "unknown_product", "metric_conflict", "invalid_amount")
 QUARANTINE_COLUMNS = ("quarter", "source_file", "source_row", "reason", "usage_date", "account_id", "region_code",
                       "industry", "product", "metric", "amount")
+# Amounts are summed as exact decimals (to 1e-9 yuan): float sums depend on the order rows arrive in, which a
+# parallel, streaming engine does not fix, and reruns must publish byte-identical indices.
+EXACT = pl.Decimal(38, 9)
 ACCOUNT_USAGE_SCHEMA = {"metric": pl.String, "geo_code": pl.String, "province_code": pl.String,
-                        "industry": pl.String, "account_id": pl.String, "amount": pl.Float64, "rows": pl.UInt32}
+                        "industry": pl.String, "account_id": pl.String, "amount": EXACT, "rows": pl.UInt32}
+
+
+# An amount above this (yuan, one billing line) is not plausible (China's GDP is ~1.3e14 a year) -> invalid_amount.
+# It also keeps every sum and 100 x sum far from float64 overflow (1e9 such rows sum to 1e24).
+MAX_AMOUNT = 1e15
+_ODD = r"[^\x21-\x7e]"  # anything but printable, non-space ASCII: only such values need Unicode cleaning
 
 
 def _blank(expr: pl.Expr) -> pl.Expr:
     return expr.is_null() | (expr == "")
+
+
+def _only_odd(fix):
+    """Apply `fix` to the values holding a non-ASCII or space character only, so clean data costs one scan."""
+    def apply(series: pl.Series) -> pl.Series:
+        idx = series.str.contains(_ODD).arg_true()
+        return series if idx.len() == 0 else series.clone().scatter(idx, fix(series.gather(idx)))
+    return apply
+
+
+def clean_code(expr: pl.Expr) -> pl.Expr:
+    """A code or name as matched against the seeds: NFKC (full-width digits and letters, ideographic spaces), no
+    zero-width or other format characters (Unicode Cf), trimmed."""
+    fix = _only_odd(lambda s: s.str.normalize("NFKC").str.replace_all(r"\p{Cf}+", "").str.strip_chars())
+    return expr.map_batches(fix, return_dtype=pl.String, is_elementwise=True)
+
+
+def clean_account(expr: pl.Expr) -> pl.Expr:
+    """An account id is opaque (emoji and all; never folded, so distinct ids stay distinct); only whitespace and
+    format characters at its ends are dropped, so an id of zero-width spaces is missing."""
+    fix = _only_odd(lambda s: s.str.replace_all(r"^[\s\p{Cf}]+|[\s\p{Cf}]+$", ""))
+    return expr.map_batches(fix, return_dtype=pl.String, is_elementwise=True)
 
 
 def classify_rows(rows: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
@@ -26,44 +57,47 @@ def classify_rows(rows: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
     regions = ref.region_lookup().rename({"code": "region_key"}).lazy()
     industries = ref.industry_lookup().rename({"spelling": "industry_key", "code": "industry_code"}).lazy()
     products = ref.product_lookup().rename({"product": "product_key"}).lazy()
-    metric_text = pl.col("metric").str.to_lowercase()
+    metric_text = pl.col("metric_key")
     resolved = (
         rows.with_columns(
-            pl.col("region_code").str.replace(r"\.0+$", "").alias("region_key"),
-            pl.col("industry").str.to_lowercase().alias("industry_key"),
-            pl.col("product").str.to_lowercase().alias("product_key"),
+            clean_code(pl.col("region_code")).str.replace(r"\.0+$", "").alias("region_key"),
+            clean_code(pl.col("industry")).str.to_lowercase().alias("industry_key"),
+            clean_code(pl.col("product")).str.to_lowercase().alias("product_key"),
+            clean_code(pl.col("metric")).str.to_lowercase().alias("metric_key"),
+            clean_account(pl.col("account_id")).alias("account_key"),
         )
         .join(regions, on="region_key", how="left", maintain_order="left")
         .join(industries, on="industry_key", how="left", maintain_order="left")
         .join(products, on="product_key", how="left", maintain_order="left")
     )
-    has_metric = ~_blank(pl.col("metric"))
+    has_metric = ~_blank(metric_text)
     reason = (
         pl.when(pl.col("usage_date").is_null()).then(pl.lit("invalid_date"))
-        .when(_blank(pl.col("account_id"))).then(pl.lit("missing_account"))
-        .when(_blank(pl.col("region_code"))).then(pl.lit("missing_region"))
+        .when(_blank(pl.col("account_key"))).then(pl.lit("missing_account"))
+        .when(_blank(pl.col("region_key"))).then(pl.lit("missing_region"))
         .when(pl.col("geo_code").is_null()).then(pl.lit("unknown_region"))
-        .when(~_blank(pl.col("industry")) & pl.col("industry_code").is_null()).then(pl.lit("unknown_industry"))
+        .when(~_blank(pl.col("industry_key")) & pl.col("industry_code").is_null()).then(pl.lit("unknown_industry"))
         .when(has_metric & ~metric_text.is_in(["cloud", "ai"])).then(pl.lit("invalid_metric"))
         .when(~has_metric & pl.col("product_metric").is_null()).then(pl.lit("unknown_product"))
         .when(has_metric & pl.col("product_metric").is_not_null() & (pl.col("product_metric") != metric_text))
         .then(pl.lit("metric_conflict"))
-        .when(pl.col("amount").is_null() | ~pl.col("amount").is_finite() | (pl.col("amount") < 0))
+        .when(pl.col("amount").is_null() | ~pl.col("amount").is_finite() | (pl.col("amount") < 0)
+              | (pl.col("amount") > MAX_AMOUNT))
         .then(pl.lit("invalid_amount"))
     )
     return resolved.with_columns(
         reason.alias("reason"),
         pl.col("industry_code").fill_null("other"),
         pl.when(has_metric).then(metric_text).otherwise(pl.col("product_metric")).alias("metric_code"),
-    ).drop("region_key", "industry_key", "product_key", "product_metric")
+    ).drop("region_key", "industry_key", "product_key", "metric_key", "product_metric")
 
 
 def aggregate_account_usage(classified: pl.LazyFrame) -> pl.LazyFrame:
     """Good rows summed per metric x city-level geo x industry x account, with how many raw rows each holds."""
     return (classified.filter(pl.col("reason").is_null())
             .group_by(pl.col("metric_code").alias("metric"), "geo_code", "province_code",
-                      pl.col("industry_code").alias("industry"), "account_id")
-            .agg(pl.col("amount").sum(), pl.len().cast(pl.UInt32).alias("rows")))
+                      pl.col("industry_code").alias("industry"), pl.col("account_key").alias("account_id"))
+            .agg(pl.col("amount").cast(EXACT).sum(), pl.len().cast(pl.UInt32).alias("rows")))
 
 
 def select_quarantine(classified: pl.LazyFrame) -> pl.LazyFrame:

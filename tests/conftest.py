@@ -1,0 +1,94 @@
+"""Shared helpers for the acceptance tests: run the project's CLI as a subprocess, several at once."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI_TIMEOUT = 300
+
+
+def run_cli(args: list[str], quiet_warnings: bool = False) -> subprocess.CompletedProcess:
+    """`python -m pipelines ARGS` in the project root, with output captured.
+
+    quiet_warnings: silence Python warnings of third-party imports (PYTHONWARNINGS=ignore), so that stderr holds only
+    what the CLI itself prints.
+    """
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if quiet_warnings:
+        env["PYTHONWARNINGS"] = "ignore"
+    return subprocess.run([sys.executable, "-m", "pipelines", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=CLI_TIMEOUT)
+
+
+def run_cli_many(arg_lists: list[list[str]], workers: int | None = None,
+                 quiet_warnings: bool = False) -> list[subprocess.CompletedProcess]:
+    """Several independent pipeline runs in parallel (each is a separate release), results in order."""
+    workers = workers or max(1, min(len(arg_lists), os.cpu_count() or 1, 4))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda a: run_cli(a, quiet_warnings), arg_lists))
+
+
+# ---- the demo release, built once per test session (figures and report tests) ----------------------------------
+DEMO_ROWS = 2_000_000  # the default dataset: figures are asserted on what `make demo` publishes
+DEMO_SEED = 2021
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def demo_release(tmp_path_factory) -> Path:
+    """A release of the calibrated demo dataset (DEMO_ROWS rows), generated and published once per session."""
+    from pipelines.demo_data import write_demo_raw
+
+    root = tmp_path_factory.mktemp("demo")
+    write_demo_raw(root / "raw", rows=DEMO_ROWS, seed=DEMO_SEED)
+    done = run_cli(["run", "--raw", root / "raw", "--out", root / "release"], quiet_warnings=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return root / "release"
+
+
+_DRIVER = r"""
+import json, os, sys, tempfile, traceback
+from pipelines.cli import main
+cases = json.loads(sys.argv[1])
+results = {}
+for name, args in cases:
+    sys.stdout.flush(); sys.stderr.flush()
+    err = tempfile.TemporaryFile()
+    saved = os.dup(2)
+    os.dup2(err.fileno(), 2)
+    try:
+        try:
+            rc = main(args)
+        except SystemExit as exc:
+            rc = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            traceback.print_exc()
+            rc = 1
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+    err.seek(0)
+    results[name] = [rc, err.read().decode("utf-8", "replace")]
+print("RESULTS " + json.dumps(results))
+"""
+
+
+def run_main_many(cases: dict[str, list[str]], quiet_warnings: bool = True) -> dict[str, tuple[int, str]]:
+    """Call `pipelines.cli.main(args)` for each case, one after the other in ONE fresh process (imports paid once),
+    capturing each call's exit code and everything written to file descriptor 2 during it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if quiet_warnings:
+        env["PYTHONWARNINGS"] = "ignore"
+    import json
+    payload = json.dumps([[name, [str(a) for a in args]] for name, args in cases.items()])
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, payload], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=CLI_TIMEOUT)
+    line = next((s for s in proc.stdout.splitlines() if s.startswith("RESULTS ")), None)
+    assert line, f"driver failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
+    return {name: (rc, err) for name, (rc, err) in json.loads(line[len("RESULTS "):]).items()}

@@ -1,0 +1,101 @@
+"""Each transformation on its own, on tiny frames (no Dagster)."""
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from assets.transforms.annual import complete_years
+from assets.transforms.base import compute_base_totals
+from assets.transforms.cube import build_cube
+from assets.transforms.indices import index_grid, normalise_to_base_period
+from assets.transforms.ingest import InputError, parse_usage_date, quarters_between
+from assets.transforms.reference import load_reference
+from assets.transforms.validate import aggregate_account_usage, classify_rows
+
+
+@pytest.fixture(scope="module")
+def ref():
+    return load_reference()
+
+
+def test_region_lookup_resolves_every_kind_of_code(ref):
+    lookup = dict(ref.region_lookup().select("code", "geo_code").iter_rows())
+    assert lookup["440300"] == "440300"  # a city
+    assert lookup["440305"] == "440300"  # a county (南山区) -> its city
+    assert lookup["371200"] == "370100"  # retired 莱芜 -> 济南
+    assert lookup["110000"] == "110000" and lookup["110100"] == "110000"  # municipality and its placeholder
+    assert lookup["440000"] == "440000U"  # a province code: unallocated
+    assert lookup["429004"] == "429004"  # 仙桃, province-administered, a city of its own
+    assert lookup["429000"] == "420000U"
+
+
+def test_industry_lookup_takes_codes_names_and_aliases(ref):
+    lookup = dict(ref.industry_lookup().iter_rows())
+    assert lookup["finance"] == lookup["金融"] == "finance"
+    assert lookup["智慧零售"] == "retail" and lookup["政府"] == "government"
+
+
+def test_dates_are_china_standard_time():
+    frame = pl.DataFrame({"usage_date": ["2020-03-31", "2020-03-31T20:00:00Z", "2020-03-31 10:00:00+08:00",
+                                         "2020-02-30", "31/03/2020", None]})
+    out = frame.select(parse_usage_date(pl.String))["usage_date"].to_list()
+    assert out == [dt.date(2020, 3, 31), dt.date(2020, 4, 1), dt.date(2020, 3, 31), None, None, None]
+
+
+def test_quarters_between_is_contiguous():
+    assert quarters_between("2020Q3", "2021Q2") == ["2020Q3", "2020Q4", "2021Q1", "2021Q2"]
+    assert complete_years(quarters_between("2020Q1", "2021Q1")) == ["2020"]
+
+
+def _rows(**columns):
+    n = len(next(iter(columns.values())))
+    base = {"usage_date": [dt.date(2020, 1, 5)] * n, "usage_date_raw": ["2020-01-05"] * n,
+            "account_id": ["a"] * n, "region_code": ["440300"] * n, "industry": [None] * n,
+            "product": ["cvm"] * n, "metric": [None] * n, "amount": [1.0] * n, "amount_raw": [None] * n,
+            "source_file": ["f.csv"] * n, "source_row": list(range(1, n + 1))}
+    base.update(columns)
+    return pl.DataFrame(base, schema_overrides={"usage_date": pl.Date, "amount": pl.Float64, "metric": pl.String,
+                                                "industry": pl.String, "amount_raw": pl.String})
+
+
+def test_first_reason_in_contract_order_wins(ref):
+    rows = _rows(account_id=["", "a", "a", "a", "a", "a"], region_code=["999999", "999999", "440300", "440300",
+                                                                         "440300", "440300"],
+                 industry=[None, None, "nope", None, None, None], metric=[None, None, None, "bogus", "ai", None],
+                 product=["cvm", "cvm", "cvm", "cvm", "cvm", "asr"], amount=[1.0, 1.0, 1.0, 1.0, 1.0, -1.0])
+    reasons = classify_rows(rows.lazy(), ref).collect()["reason"].to_list()
+    assert reasons == ["missing_account", "unknown_region", "unknown_industry", "invalid_metric",
+                       "metric_conflict", "invalid_amount"]
+
+
+def test_cube_counts_distinct_accounts_at_each_level(ref):
+    rows = _rows(account_id=["a", "a", "b"], region_code=["440300", "440100", "440300"],
+                 industry=["finance", "gaming", "finance"], amount=[1.0, 2.0, 0.0])
+    usage = aggregate_account_usage(classify_rows(rows.lazy(), ref))
+    cube = build_cube(usage, ref).collect()
+    cell = {(r["geo_level"], r["geo_code"], r["industry"]): r for r in cube.iter_rows(named=True)}
+    assert cell[("province", "440000", "all")]["accounts"] == 1  # one account in two cities; b has amount 0
+    assert cell[("province", "440000", "all")]["amount"] == 3.0
+    assert cell[("city", "440300", "finance")]["accounts"] == 1
+    assert cell[("national", "CN", "all")]["top_account_amount"] == 3.0
+
+
+def test_indices_are_relative_to_the_base_national_total(ref):
+    rows = _rows(region_code=["440300", "110000"], amount=[1.0, 3.0])
+    cube = build_cube(aggregate_account_usage(classify_rows(rows.lazy(), ref)), ref).collect()
+    base = compute_base_totals(cube, "2020Q1", ["cloud"])
+    table = normalise_to_base_period(cube, base, index_grid(ref, ["cloud"]), "2020Q1")
+    value = {(r["geo_level"], r["geo_code"], r["industry"]): r["value"] for r in table.iter_rows(named=True)}
+    assert value[("national", "CN", "all")] == 100.0
+    assert value[("city", "440300", "all")] == 25.0 and value[("city", "110000", "all")] == 75.0
+    assert value[("city", "440100", "all")] == 0.0  # zero cells are published
+    assert table.height == index_grid(ref, ["cloud"]).height
+
+
+def test_base_total_of_zero_is_a_whole_input_error(ref):
+    rows = _rows(amount=[0.0])
+    cube = build_cube(aggregate_account_usage(classify_rows(rows.lazy(), ref)), ref).collect()
+    with pytest.raises(InputError, match="base total of 0"):
+        compute_base_totals(cube, "2020Q1", ["cloud"])
+    with pytest.raises(InputError, match="no rows in the base quarter"):
+        compute_base_totals(cube.clear(), "2020Q1", ["cloud"])
