@@ -54,6 +54,8 @@ BAD_KINDS = (
 )
 ROW_WEIGHT_EXP = 0.6          # rows per slot ~ value ** 0.6
 ACCOUNT_WEIGHT_EXP = 0.6      # accounts per (cell, industry) ~ size ** 0.6
+MIN_SLOT_ROWS = 8             # rows per non-empty cell x quarter, when the row budget allows
+MIN_COMBO_ACCOUNTS = 8        # accounts per (cell, industry): >= 5 active in every quarter of its window
 PARETO_ALPHA = 1.3            # account size tail
 ACCOUNT_SIZE_CAP = 12.0       # cap of an account's size relative to the smallest (keeps any account < 85 % of a cell)
 
@@ -165,11 +167,13 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
         raise ValueError(f"rows={rows} is too small: the calibration has {n_slots} non-empty cells, "
                          f"each needs at least one row (use rows >= {n_slots + n_bad})")
 
-    # rows per slot: >= 1, the rest by value ** ROW_WEIGHT_EXP (largest remainder, deterministic)
+    # rows per slot: at least MIN_SLOT_ROWS where the row budget allows (so a cell has enough distinct accounts
+    # to be published, not suppressed), the rest by value ** ROW_WEIGHT_EXP (largest remainder, deterministic)
+    floor_rows = int(max(1, min(MIN_SLOT_ROWS, good // (2 * n_slots))))
     val = slots["value"].to_numpy()
     w = val ** ROW_WEIGHT_EXP
-    extra = (good - n_slots) * w / w.sum()
-    n_rows = 1 + np.floor(extra).astype(np.int64)
+    extra = (good - floor_rows * n_slots) * w / w.sum()
+    n_rows = floor_rows + np.floor(extra).astype(np.int64)
     short = good - int(n_rows.sum())
     if short:
         order = np.lexsort((np.arange(n_slots), -(extra - np.floor(extra))))
@@ -180,7 +184,7 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     n_acc_target = int(min(max(rows * ACCOUNTS_PER_ROW, 1), MAX_ACCOUNTS))
     csize = combos["size"].to_numpy()
     cw = csize ** ACCOUNT_WEIGHT_EXP
-    n_acc = np.maximum(1, np.floor(n_acc_target * cw / cw.sum())).astype(np.int64)
+    n_acc = np.maximum(min(MIN_COMBO_ACCOUNTS, floor_rows), np.floor(n_acc_target * cw / cw.sum())).astype(np.int64)
     # never more accounts than rows in the combo's biggest slot of its thinnest quarter (no idle accounts: in
     # every quarter the biggest slot reaches every account active then, and the windows cover all accounts)
     max_rows = (pl.DataFrame({"combo": slots["combo"].to_numpy(), "q": slots["q"].to_numpy(), "n": n_rows})
@@ -297,11 +301,15 @@ def _chunk_table(P: _Plan, s0: int, s1: int, rng: np.random.Generator) -> pa.Tab
     m = sl["m"].to_numpy()[sid]
     lo = P.lo[combo, q]
     n_act = P.hi[combo, q] - lo
-    # first rows of a slot: distinct accounts; the rest lean to the first (largest-weight) accounts
-    skew = np.floor(n_act * rng.random(total) ** 2.0).astype(np.int64)
+    # first rows of a slot: distinct accounts; the rest lean (mildly) to the first accounts
+    skew = np.floor(n_act * rng.random(total) ** 1.5).astype(np.int64)
     j = np.where(pos < n_act, pos, skew)
     acct = P.acc_start[combo] + lo + j
     w = P.size[acct] * np.exp(0.5 * rng.standard_normal(total))
+    # no row above 2.5x its cell's mean row, so an account rarely holds 85% of a cell with a few rows (which
+    # would suppress it, and with it its complements, in the published release)
+    mean = np.bincount(sid, weights=w, minlength=s1 - s0) / n
+    w = np.minimum(w, 2.5 * mean[sid])
     wsum = np.bincount(sid, weights=w, minlength=s1 - s0)
     yuan = sl["value"].to_numpy() * np.where(sl["m"].to_numpy() == 1, cal.POINT_YUAN["ai"], cal.POINT_YUAN["cloud"])
     amount = yuan[sid] * w / wsum[sid]
