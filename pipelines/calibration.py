@@ -265,6 +265,24 @@ def _province_ai(prov_short: list[str]) -> np.ndarray:
     return np.column_stack([Q1, mid, V])
 
 
+def _fit_to_national(build, lo: float, hi: float, annual: np.ndarray, nat: np.ndarray) -> np.ndarray:
+    """Rows x 5 quarters: bisect build's free growth parameter until sum(Q1 x G) is the national 2021Q1, then
+    fill 2020Q2..Q4 by IPF of a geometric path from Q1 to 2021Q1 to the rows' annual totals and the national ones."""
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        G, Q1 = build(mid)
+        if (G * Q1).sum() > nat[4]:
+            hi = mid
+        else:
+            lo = mid
+    G, Q1 = build(0.5 * (lo + hi))
+    V = G * Q1
+    V *= nat[4] / V.sum()
+    t = np.arange(1, 4) / 4.0
+    seed = Q1[:, None] * (V / Q1)[:, None] ** t[None, :]
+    return np.column_stack([Q1, ipf(seed, annual - Q1, nat[1:4]), V])
+
+
 def _province_cloud(prov_short: list[str]) -> np.ndarray:
     nat = np.array(NATIONAL_CLOUD)
     missing = set(prov_short) ^ set(PROVINCE_CLOUD)
@@ -285,22 +303,7 @@ def _province_cloud(prov_short: list[str]) -> np.ndarray:
         Q1 *= nat[0] / Q1.sum()
         return G, Q1
 
-    lo, hi = 0.5, CLOUD_OTHER_GROWTH_MAX
-    for _ in range(200):                                       # bisection: sum(Q1 * G) = national 2021Q1
-        mid = 0.5 * (lo + hi)
-        G, Q1 = build(mid)
-        if (G * Q1).sum() > nat[4]:
-            hi = mid
-        else:
-            lo = mid
-    G, Q1 = build(0.5 * (lo + hi))
-    V = G * Q1
-    V *= nat[4] / V.sum()
-    t = np.arange(1, 4) / 4.0
-    g = V / Q1
-    seed = Q1[:, None] * g[:, None] ** t[None, :]
-    midq = ipf(seed, A - Q1, nat[1:4])
-    return np.column_stack([Q1, midq, V])
+    return _fit_to_national(build, 0.5, CLOUD_OTHER_GROWTH_MAX, A, nat)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -528,21 +531,7 @@ def _industry_national(inds: list[str], metric: str) -> np.ndarray:
         Q1 *= nat[0] / Q1.sum()
         return G, Q1
 
-    lo, hi = -1.5, 1.5
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        G, Q1 = build(mid)
-        if (G * Q1).sum() > nat[4]:
-            hi = mid
-        else:
-            lo = mid
-    G, Q1 = build(0.5 * (lo + hi))
-    V = G * Q1
-    V *= nat[4] / V.sum()
-    t = np.arange(1, 4) / 4.0
-    seed = Q1[:, None] * (V / Q1)[:, None] ** t[None, :]
-    midq = ipf(seed, A - Q1, nat[1:4])
-    return np.column_stack([Q1, midq, V])
+    return _fit_to_national(build, -1.5, 1.5, A, nat)
 
 
 def _industry_split(seeds: Seeds, metric: str, cells: list[str], geo: np.ndarray) -> np.ndarray:

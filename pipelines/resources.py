@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import dagster as dg
 from pydantic import Field, PrivateAttr
@@ -14,14 +15,16 @@ class Settings(dg.ConfigurableResource):
 
     release_dir: str = Field(description="Release directory: published files at its top, working state in state/")
     raw_path: str = Field(default="", description="Raw usage: a Parquet or CSV file, or a directory of them")
-    base_period: str = Field(default="", description="Base quarter such as 2020Q1; empty = the earliest in the data")
+    base_period: str = Field(default="", pattern=r"^(\d{4}Q[1-4])?$",
+                             description="Base quarter such as 2020Q1; empty = the earliest in the data")
     products_path: str = Field(default="", description="Product catalogue CSV; empty = seeds/products.csv")
     seeds_dir: str = Field(default="", description="Reference data folder; empty = the project's seeds/")
-    tier_scheme: str = Field(default="five", description="'five' (新一线 folded into 二线, as the source) or 'six' (CBN)")
+    tier_scheme: Literal["five", "six"] = Field(default="five", description="'five' (新一线 folded into 二线, as the "
+                                                                      "source) or 'six' (CBN)")
     tier_vintage: str = Field(default="", description="city_tiers.csv vintage; empty = the default one")
     allow_empty_quarters: bool = Field(default=False, description="Publish zeros for a quarter with no rows inside the range")
     sample_rows: int = Field(default=10_000, description="Rows sampled per quarter for the row-level GX suites")
-    engine: str = Field(default="polars", description="Row-level engine of account_usage and usage_cube: 'polars' "
+    engine: Literal["polars", "spark"] = Field(default="polars", description="Row-level engine of account_usage and usage_cube: 'polars' "
                                                       "(streaming, this machine) or 'spark' (PySpark; spark.master "
                                                       "from Spark's own configuration, default local[*])")
     revision_reason: str = Field(default="late data", description="Reason logged in revisions.parquet for values "

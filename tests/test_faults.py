@@ -1,6 +1,6 @@
 """Faults in raw input and in the run itself: each gives a clear whole-input error (one line naming the file and
 the column) or quarantines the rows with a reason, and rows in = rows used + rows quarantined.
-The fault table is docs/faults.md; each row there names the test here that proves it.
+The fault table is in README.md ("Faults"); each row there names the test here that proves it.
 
 Most tests call the pure transforms (tests/fault_fixtures.run_transforms); the CLI is run only where the
 behaviour lives in the CLI (the empty-quarter error, exit code and one-line message) and for the killed run.
