@@ -197,7 +197,7 @@ def test_notifier_reads_the_url_from_the_environment(monkeypatch, webhook):
 
 # ------------------------------------------------------------------------------------------------ CLI progress
 def test_cli_progress_counts_outputs_across_quarters_and_stages(monkeypatch):
-    from pipelines.cli import QUARTER_RANGE_TAGS, Progress
+    from pipelines.progress import QUARTER_RANGE_TAGS, Progress
     from pipelines.definitions import ALL_ASSETS
 
     monkeypatch.setenv("YUNZHI_PROGRESS", "1")

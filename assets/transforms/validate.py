@@ -52,24 +52,51 @@ def clean_account(expr: pl.Expr) -> pl.Expr:
     return expr.map_batches(fix, return_dtype=pl.String, is_elementwise=True)
 
 
+def _resolver(ref: Reference):
+    """A batch function: the raw code columns -> the keys and codes they resolve to.
+
+    Few distinct spellings recur over millions of rows, so each column is cleaned and looked up once per distinct
+    value in the batch (the same functions as row by row, so the same result) and the answers joined back.
+    """
+    regions = ref.region_lookup().rename({"code": "region_key"})
+    industries = ref.industry_lookup().rename({"spelling": "industry_key", "code": "industry_code"})
+    products = ref.product_lookup().rename({"product": "product_key"})
+    keyed = {
+        "region_code": lambda c: (clean_code(c).str.replace(r"\.0+$", "").alias("region_key"), regions),
+        "industry": lambda c: (clean_code(c).str.to_lowercase().alias("industry_key"), industries),
+        "product": lambda c: (clean_code(c).str.to_lowercase().alias("product_key"), products),
+        "metric": lambda c: (clean_code(c).str.to_lowercase().alias("metric_key"), None),
+    }
+
+    def resolve(batch: pl.Series) -> pl.Series:
+        frame = batch.struct.unnest()
+        out = [frame.select(clean_account(pl.col("account_id")).alias("account_key")).to_series()]
+        for column, make in keyed.items():
+            values = frame.get_column(column)
+            key, lookup = make(pl.col(column))
+            distinct = values.unique().to_frame().with_columns(key)
+            if lookup is not None:
+                distinct = distinct.join(lookup, on=key.meta.output_name(), how="left")
+            mapped = (values.to_frame().join(distinct, on=column, how="left", nulls_equal=True,
+                                             maintain_order="left").drop(column))
+            out.extend(mapped.get_columns())
+        return pl.DataFrame(out).to_struct(batch.name)
+    return resolve
+
+
+_RESOLVED = {"account_key": pl.String, "region_key": pl.String, "geo_code": pl.String, "province_code": pl.String,
+             "industry_key": pl.String, "industry_code": pl.String, "product_key": pl.String,
+             "product_metric": pl.String, "metric_key": pl.String}
+
+
 def classify_rows(rows: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
     """Add the resolved `geo_code`, `province_code`, `industry_code` and `metric_code`, and `reason` (null = good)."""
-    regions = ref.region_lookup().rename({"code": "region_key"}).lazy()
-    industries = ref.industry_lookup().rename({"spelling": "industry_key", "code": "industry_code"}).lazy()
-    products = ref.product_lookup().rename({"product": "product_key"}).lazy()
     metric_text = pl.col("metric_key")
-    resolved = (
-        rows.with_columns(
-            clean_code(pl.col("region_code")).str.replace(r"\.0+$", "").alias("region_key"),
-            clean_code(pl.col("industry")).str.to_lowercase().alias("industry_key"),
-            clean_code(pl.col("product")).str.to_lowercase().alias("product_key"),
-            clean_code(pl.col("metric")).str.to_lowercase().alias("metric_key"),
-            clean_account(pl.col("account_id")).alias("account_key"),
-        )
-        .join(regions, on="region_key", how="left", maintain_order="left")
-        .join(industries, on="industry_key", how="left", maintain_order="left")
-        .join(products, on="product_key", how="left", maintain_order="left")
-    )
+    resolved = rows.with_columns(
+        pl.struct("region_code", "industry", "product", "metric", "account_id")
+        .map_batches(_resolver(ref), return_dtype=pl.Struct(_RESOLVED), is_elementwise=True)
+        .alias("_resolved")
+    ).unnest("_resolved")
     has_metric = ~_blank(metric_text)
     reason = (
         pl.when(pl.col("usage_date").is_null()).then(pl.lit("invalid_date"))
