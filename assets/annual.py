@@ -2,7 +2,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.transforms.annual import complete_years, sum_quarters_to_year
+from assets.transforms.annual import complete_years, sum_quarters_to_year, year_account_usage
 from assets.transforms.cube import build_cube
 from assets.transforms.indices import INDEX_COLUMNS
 from expectations.adapter import predicate, run_suite
@@ -28,7 +28,8 @@ def annual_indices(context: dg.AssetExecutionContext, settings: Settings, quarte
     tables = []
     for year in years:
         quarters = [f"{year}Q{i}" for i in (1, 2, 3, 4)]
-        year_cube = build_cube(pl.concat([account_usage[q] for q in quarters]), ref).collect(engine="streaming")
+        year_usage = year_account_usage([account_usage[q] for q in quarters])
+        year_cube = build_cube(year_usage, ref).collect(engine="streaming")
         tables.append(sum_quarters_to_year([quarterly_indices[q].collect() for q in quarters], year_cube, year))
     empty = quarterly_indices[sorted(quarterly_indices)[0]].clear().collect() if quarterly_indices else None
     table = pl.concat(tables) if tables else empty

@@ -3,18 +3,21 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures
-from expectations.adapter import predicate
+from expectations.adapter import predicate, run_suite
+from expectations.suites import DERIVED
 from pipelines.quality import check_results
 from pipelines.resources import Settings
 
 DERIVED_KEYS_UNIQUE = "derived_keys_are_unique"
 DERIVED_VALUES_VALID = "derived_values_are_valid"
 SUPPRESSED_STAY_HIDDEN = "measures_of_suppressed_cells_are_suppressed"
+DERIVED_SUITE = "derived_measures_meet_expectations"
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "comparison"]
 
 
-@dg.asset(kinds={"polars", "parquet"}, metadata={"preview": True},
-          check_specs=[dg.AssetCheckSpec(DERIVED_KEYS_UNIQUE, asset="derived_measures", blocking=True),
+@dg.asset(kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
+          check_specs=[dg.AssetCheckSpec(DERIVED_SUITE, asset="derived_measures", blocking=True),
+                       dg.AssetCheckSpec(DERIVED_KEYS_UNIQUE, asset="derived_measures", blocking=True),
                        dg.AssetCheckSpec(DERIVED_VALUES_VALID, asset="derived_measures", blocking=True),
                        dg.AssetCheckSpec(SUPPRESSED_STAY_HIDDEN, asset="derived_measures", blocking=True)])
 def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
@@ -24,7 +27,8 @@ def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disc
     yield dg.Output(table, metadata={"measures": ", ".join(sorted(set(table["measure"]))),
                                      "new_cells": table.filter(pl.col("status") == "new").height})
     yield from check_results(context, settings.state, "derived", "derived_measures",
-                             {None: check_derived(table, disclosed)}, {None: table.height})
+                             {None: [run_suite(DERIVED_SUITE, DERIVED, table), *check_derived(table, disclosed)]},
+                             {None: table.height})
 
 
 def check_derived(table: pl.DataFrame, disclosed: pl.DataFrame) -> list:

@@ -61,3 +61,14 @@ PUBLISHED_INDICES = INDICES + (
     lambda: gxe.ExpectColumnValuesToMatchRegex(column="period", regex=r"^\d{4}(Q[1-4])?$"),
     lambda: gxe.ExpectColumnValuesToBeInSet(column="period_type", value_set=["quarter", "year"]),
 )
+
+DERIVED = (
+    *_not_null("metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "status"),
+    lambda: gxe.ExpectColumnValuesToBeInSet(column="measure", value_set=[
+        "growth", "rank", "rank_change", "growth_rank", "share_of_national", "top3_share", "top5_share",
+        "top10_share", "industry_multiple", "share_within_geo", "cluster_mean"]),
+    lambda: gxe.ExpectColumnValuesToBeInSet(column="comparison", value_set=["qoq", "yoy", "since_base",
+                                                                            "vs_prev_year"]),
+    lambda: gxe.ExpectColumnValuesToBeInSet(column="status", value_set=["ok", "new", "suppressed"]),
+    lambda: gxe.ExpectColumnValuesToBeInSet(column="geo_level", value_set=LEVELS),
+)

@@ -77,7 +77,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
     """
     import polars as pl
 
-    from assets.transforms.annual import complete_years, sum_quarters_to_year
+    from assets.transforms.annual import complete_years, sum_quarters_to_year, year_account_usage
     from assets.transforms.base import compute_base_totals, metrics_present
     from assets.transforms.cube import build_cube
     from assets.transforms.files import write_parquet_atomic
@@ -138,7 +138,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
         if engine == "spark":
             year_cube = cubes[year]
         else:
-            year_cube = build_cube(pl.concat([usage[q] for q in qs]), ref).collect(engine="streaming")
+            year_cube = build_cube(year_account_usage([usage[q] for q in qs]), ref).collect(engine="streaming")
         years.append(sum_quarters_to_year([tables[q] for q in qs], year_cube, year))
     lap("annual")
     indices = pl.concat([*tables.values(), *years])

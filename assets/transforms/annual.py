@@ -12,6 +12,18 @@ def complete_years(quarters: list[str]) -> list[str]:
     return [y for y in years if all(f"{y}Q{i}" in quarters for i in (1, 2, 3, 4))]
 
 
+def year_account_usage(quarters: list[pl.LazyFrame]) -> pl.LazyFrame:
+    """A year's account-level usage: its quarters' rows summed per metric x city-level geo x industry x account.
+
+    The year cube counts accounts distinct over the year, so it needs the union of the quarters at account level;
+    most accounts bill in every quarter, so summing first (exact decimals: the same sums in any order) leaves the
+    cube a third of the rows to expand over every geo level.
+    """
+    return (pl.concat([q.select("metric", "geo_code", "industry", "account_id", "amount") for q in quarters])
+            .group_by("metric", "geo_code", "industry", "account_id").agg(pl.col("amount").sum())
+            .collect(engine="streaming").lazy())
+
+
 def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame, year: str) -> pl.DataFrame:
     """One year's rows: value and amount summed over its quarters; accounts and top account from the year's cube."""
     keys = ["metric", "geo_level", "geo_code", "industry"]

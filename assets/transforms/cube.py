@@ -51,18 +51,26 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
     # the account-level rows with small integer codes in place of metric, industry and geo_code
     usage = (lf.join(labels.lazy(), on=["metric", "industry"]).join(geos.lazy(), on="geo_code")
              .select("mi", "g", "account_id", "amount").collect(engine="streaming"))
-    all_of = labels.join(labels.filter(pl.col("industry") == "all").select("metric", pl.col("mi").alias("mi_all")),
-                         on="metric").select("mi", "mi_all")
+    # an account on one row of `usage` (in one city, metric and industry: most of them) is its own sum in every
+    # cell it reaches, so only the others are summed per cell x account; `all` is industry 0 of each metric
+    single = usage.get_column("account_id").is_unique()
+    singles, multis = usage.filter(single).drop("account_id"), usage.filter(~single)
+    n_cells = labels.height
     parts = []
     for (level,), level_members in members.partition_by("geo_level", as_dict=True, maintain_order=True).items():
         entities = level_members.select("entity").unique(maintain_order=True).with_row_index("e")
-        n_cells = labels.height
-        rows = (usage.join(level_members.join(entities, on="entity").select("g", "e"), on="g")
-                .join(all_of, on="mi")
-                .select((pl.col("e") * n_cells + pl.col("mi")).alias("cell"),
-                        (pl.col("e") * n_cells + pl.col("mi_all")).alias("cell_all"), "account_id", "amount"))
+        entity_of = level_members.join(entities, on="entity").select("g", "e")
+
+        def cells(frame: pl.DataFrame) -> pl.DataFrame:
+            return frame.join(entity_of, on="g").with_columns(
+                (pl.col("e") * n_cells + pl.col("mi")).alias("cell"),
+                (pl.col("e") * n_cells + (pl.col("mi") // n_ind) * n_ind).alias("cell_all"))
+
+        single_rows, multi_rows = cells(singles), cells(multis)
         for key in ("cell", "cell_all"):
-            per_cell = (rows.lazy().group_by(pl.col(key).alias("cell"), "account_id").agg(pl.col("amount").sum())
+            summed = (multi_rows.lazy().group_by(pl.col(key).alias("cell"), "account_id").agg(pl.col("amount").sum())
+                      .select("cell", pl.col("amount").cast(usage.schema["amount"])).collect())
+            per_cell = (pl.concat([single_rows.select(pl.col(key).alias("cell"), "amount"), summed]).lazy()
                         .group_by("cell")
                         .agg(pl.col("amount").sum().cast(pl.Float64),
                              (pl.col("amount") > 0).sum().cast(pl.UInt32).alias("accounts"),
@@ -73,6 +81,6 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
                          .join(entities, on="e").join(labels, on="mi")
                          .select("metric", pl.lit(level).alias("geo_level"), pl.col("entity").alias("geo_code"),
                                  "industry", "amount", "accounts", "top_account_amount"))
-        del rows
+        del single_rows, multi_rows
     cube = (pl.concat(parts) if parts else pl.DataFrame(schema=CUBE_SCHEMA)).cast(CUBE_SCHEMA)
     return cube.sort("metric", "geo_level", "geo_code", "industry").lazy()

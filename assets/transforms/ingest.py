@@ -239,7 +239,8 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
             columns = [c for c in RAW_TEXT if c in schema]
             try:
                 counts = (lf.group_by(quarter_label(parse_usage_date(schema["usage_date"])).alias("q"))
-                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"_{c}") for c in columns)).collect())
+                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"_{c}") for c in columns))
+                          .collect(engine="streaming"))
             except Exception as exc:
                 raise InputError(f"{path}: unreadable in column '{_failing_column(lf, columns)}' "
                                  f"({str(exc).splitlines()[0][:160]})") from exc
