@@ -3,7 +3,7 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.ingest import read_raw, undated_rows as read_undated
-from assets.transforms.validate import aggregate_account_usage, classify_rows, select_quarantine
+from assets.transforms.validate import classify_rows, select_quarantine, usage_and_quarantine
 from expectations.adapter import predicate, run_suite
 from expectations.suites import ACCOUNT_USAGE_SAMPLE, QUARANTINE
 from pipelines.partitions import quarterly_partitions
@@ -59,8 +59,7 @@ def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_i
     for quarter in context.partition_keys:
         if settings.engine != "spark":
             classified = classify_rows(read_raw(inventory, [quarter]), ref)
-            usage[quarter], quarantine[quarter] = pl.collect_all(
-                [aggregate_account_usage(classified), select_quarantine(classified)], engine="streaming")
+            usage[quarter], quarantine[quarter] = usage_and_quarantine(classified)
         rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
         used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
         rows[quarter] = usage[quarter].height

@@ -84,7 +84,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
     from assets.transforms.indices import index_grid, normalise_to_base_period
     from assets.transforms.ingest import data_quarters, inventory_files, read_raw
     from assets.transforms.reference import load_reference
-    from assets.transforms.validate import aggregate_account_usage, classify_rows, select_quarantine
+    from assets.transforms.validate import classify_rows, usage_and_quarantine
 
     work = Path(work)
     timings, t = {}, time.perf_counter()
@@ -118,8 +118,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
     else:
         for q in quarters:
             classified = classify_rows(read_raw(inventory, [q]), ref)
-            account, quarantine = pl.collect_all([aggregate_account_usage(classified), select_quarantine(classified)],
-                                                 engine="streaming")
+            account, quarantine = usage_and_quarantine(classified)
             usage[q] = pl.scan_parquet(write_parquet_atomic(account, work / "account_usage" / f"{q}.parquet"))
             write_parquet_atomic(quarantine, work / "quarantine" / f"{q}.parquet")
             del account, quarantine
@@ -286,20 +285,17 @@ def worker(engine: str, raw: str, work: str, report: str, threads: int | None = 
 
 def one_quarter(raw: str, work: str) -> dict:
     """Materialise the newest quarter only: inventory, then its account usage, quarantine, cube and index table."""
-    import polars as pl
-
     from assets.transforms.cube import build_cube
     from assets.transforms.ingest import data_quarters, inventory_files, read_raw
     from assets.transforms.reference import load_reference
-    from assets.transforms.validate import aggregate_account_usage, classify_rows, select_quarantine
+    from assets.transforms.validate import classify_rows, usage_and_quarantine
 
     t0 = time.perf_counter()
     ref, inventory = load_reference(), inventory_files(raw)
     quarter = data_quarters(inventory)[-1]
     t1 = time.perf_counter()
     classified = classify_rows(read_raw(inventory, [quarter]), ref)
-    account, quarantine = pl.collect_all([aggregate_account_usage(classified), select_quarantine(classified)],
-                                         engine="streaming")
+    account, quarantine = usage_and_quarantine(classified)
     cube = build_cube(account.lazy(), ref).collect(engine="streaming")
     t2 = time.perf_counter()
     return {"quarter": quarter, "stages": {"inventory": round(t1 - t0, 3), "quarter": round(t2 - t1, 3)},

@@ -293,6 +293,8 @@ def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:
     frames = []
     for entry in inventory.filter((pl.col("status") == "ingested") & (pl.col("undated_rows") > 0)).iter_rows(named=True):
         lf, schema = scan_file(Path(entry["path"]))
+        # find the (few) undated rows from the date column alone, then normalise only them
+        lf = lf.filter(parse_usage_date(schema["usage_date"]).is_null())
         frames.append(normalise_file(lf, schema, entry["source_file"]).filter(pl.col("usage_date").is_null()))
     if not frames:
         return pl.LazyFrame(schema=RAW_SCHEMA)

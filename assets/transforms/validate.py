@@ -4,6 +4,8 @@ The rules and their order are CONTRACT.md's "Quarantine" section; the first reas
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
 from assets.transforms.ingest import quarter_label
@@ -134,6 +136,34 @@ def select_quarantine(classified: pl.LazyFrame) -> pl.LazyFrame:
                     pl.col("usage_date_raw").alias("usage_date"), "account_id", "region_code", "industry",
                     "product", "metric",
                     pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount")))
+
+
+def usage_and_quarantine(classified: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`aggregate_account_usage` and `select_quarantine` of the same rows, in one streaming pass over them.
+
+    Run as two queries, the raw rows would be read and classified twice. Here each bad row is a group of its own,
+    keyed by its quarantine record (null for good rows), beside the good rows' per-account groups; the quarantine is
+    put back in input order (file by file in path order, as `read_raw` concatenates them, then by row).
+    """
+    bad = pl.col("reason").is_not_null()
+    record = pl.struct(quarter_label(pl.col("usage_date")).alias("quarter"), "source_file", "source_row", "reason",
+                       pl.col("usage_date_raw").alias("usage_date"), "account_id", "region_code", "industry",
+                       "product", "metric",
+                       pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount"))
+    groups = (classified
+              .group_by(pl.col("metric_code").alias("metric"), "geo_code", "province_code",
+                        pl.col("industry_code").alias("industry"), pl.col("account_key").alias("account_id"),
+                        pl.when(bad).then(record).alias("_quarantine"))
+              .agg(pl.when(~bad).then(pl.col("amount")).cast(EXACT).sum(), pl.len().cast(pl.UInt32).alias("rows"))
+              .collect(engine="streaming"))
+    usage = groups.filter(pl.col("_quarantine").is_null()).drop("_quarantine")
+    quarantine = groups.filter(pl.col("_quarantine").is_not_null()).select(pl.col("_quarantine").struct.unnest())
+    if quarantine.height:
+        files = sorted(set(quarantine["source_file"].to_list()), key=Path)
+        order = pl.DataFrame({"source_file": files, "_file": range(len(files))})
+        quarantine = (quarantine.join(order, on="source_file", how="left", maintain_order="left")
+                      .sort("_file", "source_row", maintain_order=True).drop("_file"))
+    return usage, quarantine
 
 
 def reconcile_counts(rows_in: int, account_usage: pl.DataFrame | pl.LazyFrame, quarantined: int) -> dict:
