@@ -176,6 +176,20 @@ def _text(name: str, schema: pl.Schema) -> pl.Expr:
     return pl.col(name).cast(pl.String).alias(name)
 
 
+PROFILE_STRUCT = pl.Struct({"q": pl.String, "rows": pl.Int64,
+                            **{f"null_{c}": pl.Int64 for c in RAW_TEXT},
+                            "min_date": pl.Date, "max_date": pl.Date, "min_amount": pl.Float64,
+                            "max_amount": pl.Float64, "sum_amount": pl.Float64})
+PROFILE_FIELDS = list(PROFILE_STRUCT.to_schema())
+
+
+def _amount(schema: pl.Schema) -> pl.Expr:
+    """amount as a float: numbers as they are, text parsed (null where it is not a number)."""
+    if schema["amount"].is_numeric():
+        return pl.col("amount").cast(pl.Float64)
+    return _text("amount", schema).str.strip_chars().cast(pl.Float64, strict=False)
+
+
 def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str) -> pl.LazyFrame:
     """One raw file in the uniform raw schema: parsed date and amount beside the text as read."""
     amount_text = _text("amount", schema).str.strip_chars()
@@ -232,26 +246,34 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
         name = str(path.relative_to(root)) if root.is_dir() else path.name
         entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
                  "bytes": path.stat().st_size, "status": "duplicate" if digest in seen else "ingested",
-                 "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": []}
+                 "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
         if digest not in seen:
             seen[digest] = name
             # every column is decoded once here, so a corrupt page stops the run now, naming file and column
             columns = [c for c in RAW_TEXT if c in schema]
-            try:
-                counts = (lf.group_by(quarter_label(parse_usage_date(schema["usage_date"])).alias("q"))
-                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"_{c}") for c in columns))
+            try:  # ... and profiled by quarter in the same pass (nulls, date and amount ranges)
+                counts = (lf.with_columns(parse_usage_date(schema["usage_date"]).alias("_date"),
+                                          _amount(schema).alias("_amount"))
+                          .group_by(quarter_label(pl.col("_date")).alias("q"))
+                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"null_{c}") for c in columns),
+                               pl.col("_date").min().alias("min_date"), pl.col("_date").max().alias("max_date"),
+                               pl.col("_amount").min().alias("min_amount"),
+                               pl.col("_amount").max().alias("max_amount"),
+                               pl.col("_amount").sum().alias("sum_amount"))
                           .collect(engine="streaming"))
             except Exception as exc:
                 raise InputError(f"{path}: unreadable in column '{_failing_column(lf, columns)}' "
                                  f"({str(exc).splitlines()[0][:160]})") from exc
             dated = counts.filter(pl.col("q").is_not_null()).sort("q")
             entry.update(rows=int(counts["len"].sum()), undated_rows=int(counts.filter(pl.col("q").is_null())["len"].sum()),
-                         quarters=dated["q"].to_list(), quarter_rows=[int(n) for n in dated["len"]])
+                         quarters=dated["q"].to_list(), quarter_rows=[int(n) for n in dated["len"]],
+                         profile=[{k: (r.get(k) if k != "rows" else r["len"]) for k in PROFILE_FIELDS}
+                                  for r in dated.iter_rows(named=True)])
         rows.append(entry)
     return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
                                       "format": pl.String, "bytes": pl.Int64, "status": pl.String, "rows": pl.Int64,
                                       "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
-                                      "quarter_rows": pl.List(pl.Int64)})
+                                      "quarter_rows": pl.List(pl.Int64), "profile": pl.List(PROFILE_STRUCT)})
 
 
 def _failing_column(lf: pl.LazyFrame, columns: list[str]) -> str:
@@ -301,16 +323,12 @@ def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:
     return pl.concat(frames, how="vertical")
 
 
-def profile_rows(rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Per source file: rows, nulls per column, date and amount ranges (computed lazily, never the rows)."""
-    return (rows.group_by("source_file")
-            .agg(pl.len().alias("rows"),
-                 *(pl.col(c).null_count().alias(f"null_{c}") for c in ("account_id", "region_code", "industry",
-                                                                       "product", "metric", "amount")),
-                 pl.col("usage_date").min().alias("min_date"), pl.col("usage_date").max().alias("max_date"),
-                 pl.col("amount").min().alias("min_amount"), pl.col("amount").max().alias("max_amount"),
-                 pl.col("amount").sum().alias("sum_amount"))
-            .sort("source_file"))
+def quarter_profile(inventory: pl.DataFrame, quarter: str) -> pl.DataFrame:
+    """Per source file, the quarter's profile that the inventory took while reading every column once: rows, nulls
+    per column (none for a column the file lacks), date and amount ranges. No raw row is read again."""
+    profile = (inventory.filter(pl.col("status") == "ingested").select("source_file", "profile")
+               .explode("profile").drop_nulls("profile").unnest("profile"))
+    return profile.filter(pl.col("q") == quarter).drop("q").sort("source_file")
 
 
 def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
