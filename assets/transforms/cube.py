@@ -9,7 +9,6 @@ import polars as pl
 
 from assets.transforms.reference import Reference
 
-GEO_LEVELS = ("national", "province", "city", "tier", "cluster")
 CUBE_SCHEMA = {"metric": pl.String, "geo_level": pl.String, "geo_code": pl.String, "industry": pl.String,
                "amount": pl.Float64, "accounts": pl.UInt32, "top_account_amount": pl.Float64}
 

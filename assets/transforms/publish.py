@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -52,9 +51,6 @@ def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, coun
         "row_counts": counts,
     }
 
-
-def dumps(data: dict) -> str:
-    return json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str)
 
 
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]

@@ -21,9 +21,6 @@ def _read(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
-def unallocated_code(province_code: str) -> str:
-    return f"{province_code}U"
-
 
 @dataclass(frozen=True)
 class Reference:

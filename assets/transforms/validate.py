@@ -164,10 +164,3 @@ def usage_and_quarantine(classified: pl.LazyFrame) -> tuple[pl.DataFrame, pl.Dat
         quarantine = (quarantine.join(order, on="source_file", how="left", maintain_order="left")
                       .sort("_file", "source_row", maintain_order=True).drop("_file"))
     return usage, quarantine
-
-
-def reconcile_counts(rows_in: int, account_usage: pl.DataFrame | pl.LazyFrame, quarantined: int) -> dict:
-    """Rows in = rows used + rows quarantined, as numbers for a check's metadata."""
-    used = account_usage.lazy().select(pl.col("rows").sum()).collect().item() or 0
-    return {"rows_in": rows_in, "rows_used": int(used), "rows_quarantined": quarantined,
-            "reconciles": rows_in == int(used) + quarantined}
