@@ -21,7 +21,8 @@ def raw_inventory(context: dg.AssetExecutionContext, settings: Settings):
     """One row per raw file: content hash, format, rows, and rows per quarter (byte-identical copies skipped)."""
     stored = settings.state / "assets" / "raw_inventory.parquet"  # a continued release keeps what it held
     previous = pl.read_parquet(stored) if stored.exists() else None
-    inventory = merge_inventory(previous, inventory_files(settings.raw_path))  # InputError names file and column
+    found = inventory_files(settings.raw_path, previous)  # InputError names file and column; known files unread
+    inventory = merge_inventory(previous, found)
     quarters = data_quarters(inventory)
     ingested = inventory.filter(pl.col("status") == "ingested")
     yield dg.Output(inventory, metadata={"files": inventory.height, "duplicates": inventory.height - ingested.height,

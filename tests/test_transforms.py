@@ -99,3 +99,24 @@ def test_base_total_of_zero_is_a_whole_input_error(ref):
         compute_base_totals(cube, "2020Q1", ["cloud"])
     with pytest.raises(InputError, match="no rows in the base quarter"):
         compute_base_totals(cube.clear(), "2020Q1", ["cloud"])
+
+
+def test_inventory_reuses_unchanged_files_and_rereads_changed_ones(tmp_path):
+    import os
+
+    from assets.transforms.ingest import inventory_files
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    rows = _rows(amount=[1.0, 2.0]).select("usage_date", "account_id", "region_code", "product", "amount")
+    rows.write_parquet(raw / "a.parquet")
+    known = inventory_files(raw)
+    stat = (raw / "a.parquet").stat()
+    (raw / "a.parquet").write_bytes(b"x" * stat.st_size)  # same size, same time: a known file is not read again
+    os.utime(raw / "a.parquet", ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert inventory_files(raw, known).equals(known)
+    with pytest.raises(InputError, match="unreadable"):
+        inventory_files(raw)
+    os.utime(raw / "a.parquet", ns=(0, 0))  # touched: read again, and found unreadable
+    with pytest.raises(InputError, match="unreadable"):
+        inventory_files(raw, known)

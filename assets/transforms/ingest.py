@@ -230,14 +230,24 @@ def quarters_between(first: str, last: str) -> list[str]:
     return out
 
 
-def inventory_files(raw: str | Path) -> pl.DataFrame:
+def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.DataFrame:
     """One row per raw file: path, content hash, format, rows, rows by quarter, undated rows.
 
     Byte-identical files are one delivery: the later copies are listed with status `duplicate` and not read.
+    A file listed in `known` (a release's inventory) at the same path, size and modification time is taken from
+    there unread, so a landing folder that keeps growing costs only its new files.
     """
     root = Path(raw)
     rows, seen = [], {}
+    unchanged = {} if known is None or "mtime_ns" not in known.columns else {
+        (r["path"], r["bytes"], r["mtime_ns"]): r for r in known.iter_rows(named=True)}
     for path in list_raw_files(root):
+        stat = path.stat()
+        previous = unchanged.get((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+        if previous is not None:
+            seen.setdefault(previous["sha256"], previous["source_file"])
+            rows.append(previous)
+            continue
         if file_format(path) == "csv":
             check_utf8(path)
         lf, schema = scan_file(path)
@@ -245,7 +255,8 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
         digest = content_hash(path)
         name = str(path.relative_to(root)) if root.is_dir() else path.name
         entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
-                 "bytes": path.stat().st_size, "status": "duplicate" if digest in seen else "ingested",
+                 "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+                 "status": "duplicate" if digest in seen else "ingested",
                  "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
         if digest not in seen:
             seen[digest] = name
@@ -271,7 +282,8 @@ def inventory_files(raw: str | Path) -> pl.DataFrame:
                                   for r in dated.iter_rows(named=True)])
         rows.append(entry)
     return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
-                                      "format": pl.String, "bytes": pl.Int64, "status": pl.String, "rows": pl.Int64,
+                                      "format": pl.String, "bytes": pl.Int64, "mtime_ns": pl.Int64,
+                                      "status": pl.String, "rows": pl.Int64,
                                       "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
                                       "quarter_rows": pl.List(pl.Int64), "profile": pl.List(PROFILE_STRUCT)})
 
@@ -342,4 +354,4 @@ def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
     new = (current.join(previous.select("source_file", "sha256"), on=["source_file", "sha256"], how="anti")
            .with_columns(pl.when(pl.col("sha256").is_in(list(known))).then(pl.lit("duplicate"))
                       .otherwise(pl.col("status")).alias("status")))
-    return pl.concat([previous, new.cast(previous.schema)])
+    return pl.concat([previous, new], how="diagonal_relaxed")
