@@ -350,35 +350,15 @@ def _one_line(result) -> str:
     return lines[0]
 
 
-def test_missing_required_column(error_runs):
-    proc = error_runs["missing_column"]
+@pytest.mark.parametrize("case, named", [
+    ("missing_column", ["no_account.csv", "account_id"]),  # the file and the column
+    ("corrupt_parquet", ["broken.parquet"]),
+    ("base_not_in_data", ["2019Q4"]),
+    ("empty_quarter", ["2020Q2"]),
+    ("zero_base_total", []),
+])
+def test_whole_input_error_exits_non_zero_with_one_line(error_runs, case, named):
+    proc = error_runs[case]
     assert proc[0] != 0, proc
     line = _one_line(proc)
-    assert "no_account.csv" in line and "account_id" in line, line
-
-
-def test_unreadable_parquet(error_runs):
-    proc = error_runs["corrupt_parquet"]
-    assert proc[0] != 0, proc
-    line = _one_line(proc)
-    assert "broken.parquet" in line, line
-
-
-def test_no_rows_in_base_quarter(error_runs):
-    proc = error_runs["base_not_in_data"]
-    assert proc[0] != 0, proc
-    line = _one_line(proc)
-    assert "2019Q4" in line, line
-
-
-def test_empty_quarter_inside_range(error_runs):
-    proc = error_runs["empty_quarter"]
-    assert proc[0] != 0, proc
-    line = _one_line(proc)
-    assert "2020Q2" in line, line
-
-
-def test_zero_base_total(error_runs):
-    proc = error_runs["zero_base_total"]
-    assert proc[0] != 0, proc
-    _one_line(proc)
+    assert all(part in line for part in named), line
