@@ -38,12 +38,10 @@ def published_release(context: dg.AssetExecutionContext, settings: Settings, raw
               "index_rows": indices.height, "quarters": len(quarters)}
     out = settings.release
     previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
-    revisions = diff_revisions(previous, indices, context.run.run_id,
-                               dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), settings.revision_reason)
+    revised = diff_revisions(previous, indices, context.run.run_id,
+                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), settings.revision_reason)
     logged = out / "revisions.parquet"
-    if logged.exists():
-        revisions = pl.concat([pl.read_parquet(logged), revisions])
-    write_parquet_atomic(revisions, logged)
+    write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised, logged)
     write_parquet_atomic(indices, out / "indices.parquet")
     write_parquet_atomic(quarantine, out / "quarantine.parquet")
     write_parquet_atomic(derived_measures.collect(), out / "derived.parquet")
@@ -53,11 +51,11 @@ def published_release(context: dg.AssetExecutionContext, settings: Settings, raw
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(out / "indices.parquet")),
-        "quarantined_rows": quarantine.height, "revised_cells": revisions.height, "national_index": markdown_preview(
+        "quarantined_rows": quarantine.height, "revised_cells": revised.height, "national_index": markdown_preview(
             national.select("metric", "period", "value"), rows=national.height)})
     yield from checks
 
 
 def settings_dict(settings: Settings) -> dict:
-    return {k: getattr(settings, k) for k in ("raw_path", "base_period", "products_path", "seeds_dir", "tier_scheme",
-                                              "tier_vintage", "allow_empty_quarters", "sample_rows")}
+    """Every setting of the run but the release's own path: what continuing or rebasing the release reuses."""
+    return {k: getattr(settings, k) for k in type(settings).model_fields if k != "release_dir"}
