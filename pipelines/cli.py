@@ -64,7 +64,13 @@ def _stored(out_dir: Path, asset: str) -> pl.DataFrame | None:
     return pl.read_parquet(path) if path.exists() else None
 
 
-def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool) -> list[str]:
+def _kept_settings(out_dir: Path) -> dict:
+    """The settings a release was published with (manifest.json), reused when it is continued or rebased."""
+    return json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]
+
+
+def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool, base: str | None = None) -> list[str]:
+    """The release's quarters; a whole-input error for an empty quarter inside them or a base without rows."""
     from assets.transforms.ingest import data_quarters
 
     quarters = data_quarters(inventory)
@@ -73,6 +79,8 @@ def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool) -> list[s
     if empty and not allow_empty:
         raise InputError(f"{raw}: no rows in quarter {empty[0]} inside {quarters[0]}..{quarters[-1]} "
                          "(column 'usage_date'; --allow-empty-quarters publishes zeros)")
+    if base and base not in with_rows:
+        raise InputError(f"{raw}: no rows in the base quarter {base} (column 'usage_date')")
     return quarters
 
 
@@ -100,7 +108,7 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
                 **{k: v for k, v in options.items() if v is not None}}
     frozen = _stored(out_dir, "base_totals")
     if previous is not None and frozen is not None:
-        kept = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]
+        kept = _kept_settings(out_dir)
         frozen_base = frozen["base_period"][0]
         if base and base != frozen_base:
             raise InputError(f"{out_dir}: the base is frozen at {frozen_base}; to change it run "
@@ -110,10 +118,9 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
     out_dir.mkdir(parents=True, exist_ok=True)
     materialise(out_dir, ["raw_inventory"], settings)
     inventory = _stored(out_dir, "raw_inventory")
-    quarters = _check_range(raw, inventory, bool(settings.get("allow_empty_quarters")))
-    if previous is None or frozen is None:
-        if base and base not in quarters:
-            raise InputError(f"{raw}: no rows in the base quarter {base} (column 'usage_date')")
+    fresh_release = previous is None or frozen is None
+    quarters = _check_range(raw, inventory, bool(settings.get("allow_empty_quarters")), base if fresh_release else None)
+    if fresh_release:
         changed = quarters
     else:
         known = set(previous.filter(pl.col("status") == "ingested")["sha256"])
@@ -135,11 +142,8 @@ def rebase_release(out: str, to: str) -> dict:
     inventory = _stored(out_dir, "raw_inventory")
     if inventory is None or not (out_dir / "manifest.json").exists():
         raise InputError(f"{out_dir}: no release to rebase (run python -m pipelines run first)")
-    kept = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))["settings"]
-    quarters = _check_range(str(out_dir), inventory, bool(kept.get("allow_empty_quarters")))
-    with_rows = set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls())
-    if to not in with_rows:
-        raise InputError(f"{out_dir}: no rows in the base quarter {to} (column 'usage_date')")
+    kept = _kept_settings(out_dir)
+    quarters = _check_range(str(out_dir), inventory, bool(kept.get("allow_empty_quarters")), to)
     settings = {**kept, "base_period": to, "revision_reason": "rebase"}
     run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings)
     return {"release": str(out_dir), "quarters": quarters, "recomputed": quarters, "run_id": run_id}
