@@ -3,7 +3,7 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.ingest import read_raw, undated_rows as read_undated
-from assets.transforms.validate import classify_rows, select_quarantine, usage_and_quarantine
+from assets.transforms.validate import Codebook, classify_rows, select_quarantine, usage_and_quarantine
 from expectations.adapter import predicate, run_suite
 from expectations.suites import ACCOUNT_USAGE_SAMPLE, QUARANTINE
 from pipelines.partitions import quarterly_partitions
@@ -56,10 +56,10 @@ def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_i
         for quarter, (usage_lf, quarantine_lf) in by_quarter.items():
             usage[quarter], quarantine[quarter] = usage_lf.collect(), quarantine_lf.collect()
         spark_cube.clear_scratch(scratch)
+    book = Codebook(ref) if settings.engine != "spark" else None
     for quarter in context.partition_keys:
-        if settings.engine != "spark":
-            classified = classify_rows(read_raw(inventory, [quarter]), ref)
-            usage[quarter], quarantine[quarter] = usage_and_quarantine(classified)
+        if book is not None:
+            usage[quarter], quarantine[quarter] = usage_and_quarantine(read_raw(inventory, [quarter]), book)
         rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
         used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
         rows[quarter] = usage[quarter].height

@@ -84,7 +84,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
     from assets.transforms.indices import index_grid, normalise_to_base_period
     from assets.transforms.ingest import data_quarters, inventory_files, read_raw
     from assets.transforms.reference import load_reference
-    from assets.transforms.validate import classify_rows, usage_and_quarantine
+    from assets.transforms.validate import Codebook, usage_and_quarantine
 
     work = Path(work)
     timings, t = {}, time.perf_counter()
@@ -116,9 +116,9 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
         cubes = spark_cube.build_cubes(session, paths, ref)
         lap("cube")
     else:
+        book = Codebook(ref)
         for q in quarters:
-            classified = classify_rows(read_raw(inventory, [q]), ref)
-            account, quarantine = usage_and_quarantine(classified)
+            account, quarantine = usage_and_quarantine(read_raw(inventory, [q]), book)
             usage[q] = pl.scan_parquet(write_parquet_atomic(account, work / "account_usage" / f"{q}.parquet"))
             write_parquet_atomic(quarantine, work / "quarantine" / f"{q}.parquet")
             del account, quarantine
@@ -288,14 +288,13 @@ def one_quarter(raw: str, work: str) -> dict:
     from assets.transforms.cube import build_cube
     from assets.transforms.ingest import data_quarters, inventory_files, read_raw
     from assets.transforms.reference import load_reference
-    from assets.transforms.validate import classify_rows, usage_and_quarantine
+    from assets.transforms.validate import usage_and_quarantine
 
     t0 = time.perf_counter()
     ref, inventory = load_reference(), inventory_files(raw)
     quarter = data_quarters(inventory)[-1]
     t1 = time.perf_counter()
-    classified = classify_rows(read_raw(inventory, [quarter]), ref)
-    account, quarantine = usage_and_quarantine(classified)
+    account, quarantine = usage_and_quarantine(read_raw(inventory, [quarter]), ref)
     cube = build_cube(account.lazy(), ref).collect(engine="streaming")
     t2 = time.perf_counter()
     return {"quarter": quarter, "stages": {"inventory": round(t1 - t0, 3), "quarter": round(t2 - t1, 3)},

@@ -329,7 +329,7 @@ def test_emoji_account_ids_are_distinct_accounts_and_blank_ones_are_missing(tmp_
     _reconciles(result)
     q = result["quarantine"]
     assert q["reason"].to_list() == ["missing_account", "missing_account"]
-    assert q["account_id"].to_list() == ["\u200b\u200b", ""]  # as read (the ideographic space is trimmed at intake)
+    assert q["account_id"].to_list() == ["\u200b\u200b", "\u3000"]  # as read, untrimmed
     national = _national(result).filter(pl.col("metric") == "cloud")
     assert national["accounts"].to_list() == [3]  # 😀, the family (ZWJ kept), 😀 + variation selector
 

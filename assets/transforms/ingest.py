@@ -190,21 +190,30 @@ def _amount(schema: pl.Schema) -> pl.Expr:
     return _text("amount", schema).str.strip_chars().cast(pl.Float64, strict=False)
 
 
-def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str) -> pl.LazyFrame:
-    """One raw file in the uniform raw schema: parsed date and amount beside the text as read."""
+def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str,
+                   file_type: pl.DataType = pl.String) -> pl.LazyFrame:
+    """One raw file in the uniform raw schema: parsed date and amount beside the text as read.
+
+    Text stays as read (trimming and Unicode cleaning are the resolution's, on distinct spellings); a typed date's
+    text is kept only where it does not parse, as elsewhere it is the parsed date's.
+    """
+    date = parse_usage_date(schema["usage_date"])
+    date_text = _text("usage_date", schema)
+    if schema["usage_date"] == pl.Date:
+        date_text = pl.when(date.is_null()).then(date_text)
     amount_text = _text("amount", schema).str.strip_chars()
     if schema["amount"].is_numeric():
         amount = pl.col("amount").cast(pl.Float64)
     else:
         amount = amount_text.cast(pl.Float64, strict=False)
     return lf.select(
-        parse_usage_date(schema["usage_date"]).alias("usage_date"),
-        _text("usage_date", schema).alias("usage_date_raw"),
-        *(_text(c, schema).str.strip_chars() for c in ("account_id", "region_code", "industry", "product", "metric")),
+        date.alias("usage_date"),
+        date_text.alias("usage_date_raw"),
+        *(_text(c, schema) for c in ("account_id", "region_code", "industry", "product", "metric")),
         amount.alias("amount"),
         # text sources keep the amount as read, for the quarantine; typed ones only where it is missing
         (amount_text if not schema["amount"].is_numeric() else pl.lit(None, dtype=pl.String)).alias("amount_raw"),
-        pl.lit(source_file).alias("source_file"),
+        pl.lit(source_file, dtype=file_type).alias("source_file"),
         pl.col("source_row").cast(pl.Int64),
     )
 
@@ -265,13 +274,15 @@ def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.Da
             try:  # ... and profiled by quarter in the same pass (nulls, date and amount ranges)
                 counts = (lf.with_columns(parse_usage_date(schema["usage_date"]).alias("_date"),
                                           _amount(schema).alias("_amount"))
-                          .group_by(quarter_label(pl.col("_date")).alias("q"))
+                          .group_by(pl.col("_date").dt.year().cast(pl.Int32).alias("_year"),
+                                    pl.col("_date").dt.quarter().alias("_q"))
                           .agg(pl.len(), *(pl.col(c).null_count().alias(f"null_{c}") for c in columns),
                                pl.col("_date").min().alias("min_date"), pl.col("_date").max().alias("max_date"),
                                pl.col("_amount").min().alias("min_amount"),
                                pl.col("_amount").max().alias("max_amount"),
                                pl.col("_amount").sum().alias("sum_amount"))
-                          .collect(engine="streaming"))
+                          .collect(engine="streaming")
+                          .with_columns(pl.concat_str("_year", pl.lit("Q"), "_q").alias("q")).drop("_year", "_q"))
             except Exception as exc:
                 raise InputError(f"{path}: unreadable in column '{_failing_column(lf, columns)}' "
                                  f"({str(exc).splitlines()[0][:160]})") from exc
@@ -307,19 +318,29 @@ def data_quarters(inventory: pl.DataFrame) -> list[str]:
 
 
 def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None) -> pl.LazyFrame:
-    """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given."""
+    """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given.
+
+    `source_file` is an enum of the files in path order, so sorting on it puts rows back in input order.
+    """
+    files = inventory.filter(pl.col("status") == "ingested")
+    names = pl.Enum(files["source_file"].to_list())
     frames = []
-    for entry in inventory.filter(pl.col("status") == "ingested").iter_rows(named=True):
+    for entry in files.iter_rows(named=True):
         if quarters is not None and not set(quarters) & set(entry["quarters"]):
             continue  # prune files with no rows in these quarters
         lf, schema = scan_file(Path(entry["path"]))
-        frame = normalise_file(lf, schema, entry["source_file"])
+        frame = normalise_file(lf, schema, entry["source_file"], names)
         if quarters is not None:
-            frame = frame.filter(quarter_label(pl.col("usage_date")).is_in(quarters))
+            frame = frame.filter(in_quarters(pl.col("usage_date"), quarters))
         frames.append(frame)
     if not frames:
-        return pl.LazyFrame(schema=RAW_SCHEMA)
+        return pl.LazyFrame(schema={**RAW_SCHEMA, "source_file": names})
     return pl.concat(frames, how="vertical")
+
+
+def in_quarters(date: pl.Expr, quarters: list[str]) -> pl.Expr:
+    """Whether `date` falls in one of `quarters`: date comparisons, cheaper per row than labelling each one."""
+    return pl.any_horizontal(date.is_between(*map(pl.lit, quarter_bounds(q)), closed="left") for q in quarters)
 
 
 def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:

@@ -1,6 +1,10 @@
 """Validate: resolve each raw row's region, industry and metric, and give every bad row one reason.
 
 The rules and their order are CONTRACT.md's "Quarantine" section; the first reason that applies wins.
+
+Few distinct spellings recur over millions of rows, so codes are resolved by joining each raw column to a table
+of spellings already resolved (`Codebook`), with small enum types in place of text; a spelling the table lacks
+(full-width digits, stray spaces, upper case, an unknown code) is resolved when first met, by the same function.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from assets.transforms.reference import Reference
 
 REASONS = ("invalid_date", "missing_account", "missing_region", "unknown_region", "unknown_industry",
            "invalid_metric", "unknown_product", "metric_conflict", "invalid_amount")
+REASON = pl.Enum(REASONS)
+METRIC = pl.Enum(["cloud", "ai"])
 QUARANTINE_COLUMNS = ("quarter", "source_file", "source_row", "reason", "usage_date", "account_id", "region_code",
                       "industry", "product", "metric", "amount")
 # Amounts are summed as exact decimals (to 1e-9 yuan): float sums depend on the order rows arrive in, which a
@@ -54,71 +60,123 @@ def clean_account(expr: pl.Expr) -> pl.Expr:
     return expr.map_batches(fix, return_dtype=pl.String, is_elementwise=True)
 
 
-def _resolver(ref: Reference):
-    """A batch function: the raw code columns -> the keys and codes they resolve to.
+class Codebook:
+    """What each raw spelling of region, industry and product x metric means, as small enum-typed tables.
 
-    Few distinct spellings recur over millions of rows, so each column is cleaned and looked up once per distinct
-    value in the batch (the same functions as row by row, so the same result) and the answers joined back.
+    `resolve` is the one definition of what a spelling means; `lookup` applies it to the distinct spellings of
+    the rows (one cheap pass over four low-cardinality columns) and joins the answers to the rows.
     """
-    regions = ref.region_lookup().rename({"code": "region_key"})
-    industries = ref.industry_lookup().rename({"spelling": "industry_key", "code": "industry_code"})
-    products = ref.product_lookup().rename({"product": "product_key"})
-    keyed = {
-        "region_code": lambda c: (clean_code(c).str.replace(r"\.0+$", "").alias("region_key"), regions),
-        "industry": lambda c: (clean_code(c).str.to_lowercase().alias("industry_key"), industries),
-        "product": lambda c: (clean_code(c).str.to_lowercase().alias("product_key"), products),
-        "metric": lambda c: (clean_code(c).str.to_lowercase().alias("metric_key"), None),
-    }
 
-    def resolve(batch: pl.Series) -> pl.Series:
-        frame = batch.struct.unnest()
-        out = [frame.select(clean_account(pl.col("account_id")).alias("account_key")).to_series()]
-        for column, make in keyed.items():
-            values = frame.get_column(column)
-            key, lookup = make(pl.col(column))
-            distinct = values.unique().to_frame().with_columns(key)
-            if lookup is not None:
-                distinct = distinct.join(lookup, on=key.meta.output_name(), how="left")
-            mapped = (values.to_frame().join(distinct, on=column, how="left", nulls_equal=True,
-                                             maintain_order="left").drop(column))
-            out.extend(mapped.get_columns())
-        return pl.DataFrame(out).to_struct(batch.name)
-    return resolve
+    KEYS = (("region_code",), ("industry",), ("product", "metric"))
+
+    def __init__(self, ref: Reference):
+        self.regions = ref.region_lookup()
+        self.industries = ref.industry_lookup()
+        self.products = ref.product_lookup()
+        self.geo = pl.Enum(sorted(set(self.regions["geo_code"])))
+        self.province = pl.Enum(sorted(set(self.regions["province_code"])))
+        self.industry = pl.Enum(sorted(set(self.industries["code"]) | {"other"}))
+
+    def resolve(self, spellings: pl.DataFrame) -> pl.DataFrame:
+        """Distinct spellings (one of `KEYS`' column sets, as text) -> what they mean, as enum columns."""
+        frame = spellings.unique()
+        if "region_code" in frame.columns:
+            key = clean_code(pl.col("region_code")).str.replace(r"\.0+$", "")
+            return (frame.with_columns(key.alias("_key"))
+                    .join(self.regions, left_on="_key", right_on="code", how="left")
+                    .select("region_code", pl.col("geo_code").cast(self.geo),
+                            pl.col("province_code").cast(self.province),
+                            pl.when(_blank(pl.col("_key"))).then(pl.lit("missing_region"))
+                            .when(pl.col("geo_code").is_null()).then(pl.lit("unknown_region"))
+                            .cast(REASON).alias("region_reason")))
+        if "industry" in frame.columns:
+            key = clean_code(pl.col("industry")).str.to_lowercase()
+            return (frame.with_columns(key.alias("_key"))
+                    .join(self.industries, left_on="_key", right_on="spelling", how="left")
+                    .select("industry",
+                            pl.when(_blank(pl.col("_key"))).then(pl.lit("other")).otherwise(pl.col("code"))
+                            .cast(self.industry).alias("industry_code"),
+                            pl.when(~_blank(pl.col("_key")) & pl.col("code").is_null())
+                            .then(pl.lit("unknown_industry")).cast(REASON).alias("industry_reason")))
+        # a metric said is blank (take the product's), cloud, ai, or anything else (invalid)
+        said = clean_code(pl.col("metric")).str.to_lowercase()
+        implied = pl.col("product_metric")
+        return (frame.with_columns(clean_code(pl.col("product")).str.to_lowercase().alias("_key"),
+                                   pl.when(~_blank(said)).then(said).alias("_said"))
+                .join(self.products, left_on="_key", right_on="product", how="left")
+                .select("product", "metric",
+                        pl.coalesce("_said", implied).cast(METRIC, strict=False).alias("metric_code"),
+                        pl.when(pl.col("_said").is_not_null() & ~pl.col("_said").is_in(["cloud", "ai"]))
+                        .then(pl.lit("invalid_metric"))
+                        .when(pl.col("_said").is_null() & implied.is_null()).then(pl.lit("unknown_product"))
+                        .when(pl.col("_said").is_not_null() & implied.is_not_null() & (implied != pl.col("_said")))
+                        .then(pl.lit("metric_conflict")).cast(REASON).alias("metric_reason")))
+
+    def cells(self) -> dict[str, pl.DataFrame]:
+        """Slot number -> value for each part of a packed cell (the enum's physical index; the last slot is null)."""
+        parts = {"metric_code": METRIC, "geo_code": self.geo, "industry_code": self.industry, "reason": REASON}
+        return {f"_{name}": pl.DataFrame({f"_{name}": range(len(dtype.categories) + 1),
+                                          name: [*dtype.categories, None]},
+                                         schema={f"_{name}": pl.UInt32, name: pl.String})
+                for name, dtype in parts.items()}
+
+    def decode_cells(self, groups: pl.DataFrame) -> pl.DataFrame:
+        """Groups keyed by a packed `_cell` -> metric, geo_code, province_code, industry and reason (text)."""
+        cells, rest = self.cells(), pl.col("_cell")
+        slots = {}
+        for name in ("reason", "industry_code", "geo_code", "metric_code"):
+            size = cells[f"_{name}"].height
+            slots[f"_{name}"] = rest % size if name != "metric_code" else rest
+            rest = rest // size
+        decoded = groups.select(pl.col("_cell").unique()).with_columns(**slots)
+        for table in cells.values():
+            decoded = decoded.join(table, on=table.columns[0], how="left")
+        provinces = self.regions.select("geo_code", "province_code").unique("geo_code")
+        decoded = decoded.join(provinces, on="geo_code", how="left").select(
+            "_cell", pl.col("metric_code").alias("metric"), "geo_code", "province_code",
+            pl.col("industry_code").alias("industry"), "reason")
+        return groups.join(decoded, on="_cell", how="left").drop("_cell")
+
+    def lookup(self, rows: pl.LazyFrame, ordered: bool = True) -> pl.LazyFrame:
+        """`rows` with what their spellings mean beside them (the distinct spellings are read now); in their
+        order unless `ordered` is false."""
+        columns = [c for keys in self.KEYS for c in keys]
+        distinct = dict(zip(columns, (frame.to_series() for frame in pl.collect_all(
+            [rows.select(pl.col(c).unique()) for c in columns], engine="streaming"))))
+        for keys in self.KEYS:
+            spellings = distinct[keys[0]].to_frame()
+            for key in keys[1:]:  # product x metric: every pair of distinct spellings (a few hundred)
+                spellings = spellings.join(distinct[key].to_frame(), how="cross")
+            rows = rows.join(self.resolve(spellings).lazy(), on=list(keys), how="left", nulls_equal=True,
+                             maintain_order="left" if ordered else "none")
+        return rows
 
 
-_RESOLVED = {"account_key": pl.String, "region_key": pl.String, "geo_code": pl.String, "province_code": pl.String,
-             "industry_key": pl.String, "industry_code": pl.String, "product_key": pl.String,
-             "product_metric": pl.String, "metric_key": pl.String}
-
-
-def classify_rows(rows: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
-    """Add the resolved `geo_code`, `province_code`, `industry_code` and `metric_code`, and `reason` (null = good)."""
-    metric_text = pl.col("metric_key")
-    resolved = rows.with_columns(
-        pl.struct("region_code", "industry", "product", "metric", "account_id")
-        .map_batches(_resolver(ref), return_dtype=pl.Struct(_RESOLVED), is_elementwise=True)
-        .alias("_resolved")
-    ).unnest("_resolved")
-    has_metric = ~_blank(metric_text)
-    reason = (
-        pl.when(pl.col("usage_date").is_null()).then(pl.lit("invalid_date"))
-        .when(_blank(pl.col("account_key"))).then(pl.lit("missing_account"))
-        .when(_blank(pl.col("region_key"))).then(pl.lit("missing_region"))
-        .when(pl.col("geo_code").is_null()).then(pl.lit("unknown_region"))
-        .when(~_blank(pl.col("industry_key")) & pl.col("industry_code").is_null()).then(pl.lit("unknown_industry"))
-        .when(has_metric & ~metric_text.is_in(["cloud", "ai"])).then(pl.lit("invalid_metric"))
-        .when(~has_metric & pl.col("product_metric").is_null()).then(pl.lit("unknown_product"))
-        .when(has_metric & pl.col("product_metric").is_not_null() & (pl.col("product_metric") != metric_text))
-        .then(pl.lit("metric_conflict"))
-        .when(pl.col("amount").is_null() | ~pl.col("amount").is_finite() | (pl.col("amount") < 0)
-              | (pl.col("amount") > MAX_AMOUNT))
-        .then(pl.lit("invalid_amount"))
+def _classify(rows: pl.LazyFrame, book: Codebook, account: pl.Expr, ordered: bool = True) -> pl.LazyFrame:
+    """Rows with `geo_code`, `province_code`, `industry_code`, `metric_code` (enums) and `reason` (null = good)."""
+    rows = book.lookup(rows, ordered)
+    amount = pl.col("amount")
+    reason = pl.coalesce(
+        pl.when(pl.col("usage_date").is_null()).then(pl.lit("invalid_date", dtype=REASON)),
+        pl.when(_blank(account)).then(pl.lit("missing_account", dtype=REASON)),
+        "region_reason", "industry_reason", "metric_reason",
+        pl.when(amount.is_null() | ~amount.is_finite() | (amount < 0) | (amount > MAX_AMOUNT))
+        .then(pl.lit("invalid_amount", dtype=REASON)),
     )
-    return resolved.with_columns(
-        reason.alias("reason"),
-        pl.col("industry_code").fill_null("other"),
-        pl.when(has_metric).then(metric_text).otherwise(pl.col("product_metric")).alias("metric_code"),
-    ).drop("region_key", "industry_key", "product_key", "metric_key", "product_metric")
+    return rows.with_columns(reason.alias("reason")).drop("region_reason", "industry_reason", "metric_reason")
+
+
+def codebook(ref: Reference | Codebook) -> Codebook:
+    return ref if isinstance(ref, Codebook) else Codebook(ref)
+
+
+def classify_rows(rows: pl.LazyFrame, ref: Reference | Codebook) -> pl.LazyFrame:
+    """Each row with its cleaned `account_key`, resolved `geo_code`, `province_code`, `industry_code` and
+    `metric_code` (text), and `reason` (null = good): the row-by-row definition of the rules."""
+    classified = _classify(rows.with_columns(clean_account(pl.col("account_id")).alias("account_key")),
+                           codebook(ref), pl.col("account_key"))
+    return classified.with_columns(pl.col("geo_code", "province_code", "metric_code", "reason").cast(pl.String),
+                                   pl.col("industry_code").cast(pl.String).fill_null("other"))
 
 
 def aggregate_account_usage(classified: pl.LazyFrame) -> pl.LazyFrame:
@@ -129,38 +187,53 @@ def aggregate_account_usage(classified: pl.LazyFrame) -> pl.LazyFrame:
             .agg(pl.col("amount").cast(EXACT).sum(), pl.len().cast(pl.UInt32).alias("rows")))
 
 
+def _records(frame: pl.LazyFrame | pl.DataFrame):
+    """Quarantine records: the values as read (text), where they came from, the reason."""
+    read_date = pl.coalesce(pl.col("usage_date_raw"), pl.col("usage_date").dt.to_string("%Y-%m-%d"))
+    return frame.select(quarter_label(pl.col("usage_date")).alias("quarter"), pl.col("source_file").cast(pl.String),
+                        "source_row", pl.col("reason").cast(pl.String), read_date.alias("usage_date"), "account_id",
+                        "region_code", "industry", "product", "metric",
+                        pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount"))
+
+
 def select_quarantine(classified: pl.LazyFrame) -> pl.LazyFrame:
     """Bad rows with their values as read (text), where they came from, and their reason."""
-    return (classified.filter(pl.col("reason").is_not_null())
-            .select(quarter_label(pl.col("usage_date")).alias("quarter"), "source_file", "source_row", "reason",
-                    pl.col("usage_date_raw").alias("usage_date"), "account_id", "region_code", "industry",
-                    "product", "metric",
-                    pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount")))
+    return _records(classified.filter(pl.col("reason").is_not_null()))
 
 
-def usage_and_quarantine(classified: pl.LazyFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """`aggregate_account_usage` and `select_quarantine` of the same rows, in one streaming pass over them.
+def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`aggregate_account_usage` and `select_quarantine` of the rows, reading them once in the common case.
 
-    Run as two queries, the raw rows would be read and classified twice. Here each bad row is a group of its own,
-    keyed by its quarantine record (null for good rows), beside the good rows' per-account groups; the quarantine is
-    put back in input order (file by file in path order, as `read_raw` concatenates them, then by row).
+    One streaming pass sums every row per account and cell; bad rows land in cells of their own (keyed by
+    reason). The cell is one integer packing metric, geo, industry and reason, as hashing it beside the account id
+    is cheaper than hashing four enum columns. Account ids are cleaned after summing, once per group instead of
+    once per row: ids that differ only by spaces at their ends are merged then. Only if some rows were bad, or
+    some ids are nothing but spaces, are the rows of those accounts (few) read again and classified row by row,
+    which lists each bad row with its own record, in input order (files in path order, then row).
     """
-    bad = pl.col("reason").is_not_null()
-    record = pl.struct(quarter_label(pl.col("usage_date")).alias("quarter"), "source_file", "source_row", "reason",
-                       pl.col("usage_date_raw").alias("usage_date"), "account_id", "region_code", "industry",
-                       "product", "metric",
-                       pl.coalesce(pl.col("amount_raw"), pl.col("amount").cast(pl.String)).alias("amount"))
-    groups = (classified
-              .group_by(pl.col("metric_code").alias("metric"), "geo_code", "province_code",
-                        pl.col("industry_code").alias("industry"), pl.col("account_key").alias("account_id"),
-                        pl.when(bad).then(record).alias("_quarantine"))
-              .agg(pl.when(~bad).then(pl.col("amount")).cast(EXACT).sum(), pl.len().cast(pl.UInt32).alias("rows"))
+    book = codebook(ref)
+    cells = book.cells()
+    slots = {name: pl.col(name).to_physical().cast(pl.UInt32).fill_null(cells[f"_{name}"].height - 1)
+             for name in ("metric_code", "geo_code", "industry_code", "reason")}
+    cell = slots["metric_code"]
+    for name in ("geo_code", "industry_code", "reason"):
+        cell = cell * cells[f"_{name}"].height + slots[name]
+    groups = (_classify(rows, book, pl.col("account_id"), ordered=False)
+              .group_by(cell.alias("_cell"), "account_id")
+              .agg(pl.col("amount").cast(EXACT, strict=False).sum(), pl.len().cast(pl.UInt32).alias("rows"))
               .collect(engine="streaming"))
-    usage = groups.filter(pl.col("_quarantine").is_null()).drop("_quarantine")
-    quarantine = groups.filter(pl.col("_quarantine").is_not_null()).select(pl.col("_quarantine").struct.unnest())
-    if quarantine.height:
-        files = sorted(set(quarantine["source_file"].to_list()), key=Path)
-        order = pl.DataFrame({"source_file": files, "_file": range(len(files))})
-        quarantine = (quarantine.join(order, on="source_file", how="left", maintain_order="left")
-                      .sort("_file", "source_row", maintain_order=True).drop("_file"))
-    return usage, quarantine
+    groups = book.decode_cells(groups).with_columns(clean_account(pl.col("account_id")).alias("_clean"))
+    bad = pl.col("reason").is_not_null()
+    suspects = groups.filter(bad | _blank(pl.col("_clean")))
+    usage = groups.filter(~bad & ~_blank(pl.col("_clean")))
+    quarantine = pl.DataFrame(schema={c: pl.Int64 if c == "source_row" else pl.String for c in QUARANTINE_COLUMNS})
+    if suspects.height:
+        ids = suspects["account_id"].drop_nulls().unique().implode()
+        again = rows.filter(pl.col("account_id").is_in(ids) | _blank(pl.col("account_id")))
+        quarantine = select_quarantine(classify_rows(again, book)).collect().sort(
+            pl.col("source_file").cast(rows.collect_schema()["source_file"]), "source_row")
+    if (usage["_clean"] != usage["account_id"]).any():
+        usage = (usage.with_columns(pl.col("_clean").alias("account_id"))
+                 .group_by("metric", "geo_code", "province_code", "industry", "account_id")
+                 .agg(pl.col("amount").sum(), pl.col("rows").sum()))
+    return usage.select(list(ACCOUNT_USAGE_SCHEMA)), quarantine
