@@ -3,7 +3,7 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.ingest import (data_quarters, inventory_files, merge_inventory, quarter_bounds,
-                                      quarter_profile, read_raw)
+                                      quarter_profile, read_raw, unreadable_named)
 from expectations.adapter import predicate, run_suite
 from expectations.suites import RAW_SAMPLE
 from pipelines.partitions import quarterly_partitions
@@ -51,7 +51,8 @@ def raw_usage_profile(context: dg.AssetExecutionContext, settings: Settings, raw
         profile = quarter_profile(inventory, quarter)  # taken by the inventory's single pass over each file
         rows[quarter] = int(profile["rows"].sum())
         start, end = quarter_bounds(quarter)
-        sample = read_raw(inventory, [quarter]).head(settings.sample_rows).collect()
+        with unreadable_named(inventory, [quarter]):
+            sample = read_raw(inventory, [quarter]).head(settings.sample_rows).collect()
         outcomes[quarter] = [
             predicate(QUARTER_HAS_ROWS, rows[quarter] > 0 or settings.allow_empty_quarters, rows=rows[quarter]),
             predicate(DATES_WITHIN_QUARTER, profile.height == 0 or (profile["min_date"].min() >= start

@@ -2,7 +2,7 @@
 import dagster as dg
 import polars as pl
 
-from assets.transforms.ingest import read_raw, undated_rows as read_undated
+from assets.transforms.ingest import read_raw, undated_rows as read_undated, unreadable_named
 from assets.transforms.validate import Codebook, classify_rows, select_quarantine, usage_and_quarantine
 from expectations.adapter import predicate, run_suite
 from expectations.suites import ACCOUNT_USAGE_SAMPLE, QUARANTINE
@@ -59,7 +59,8 @@ def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_i
     book = Codebook(ref) if settings.engine != "spark" else None
     for quarter in context.partition_keys:
         if book is not None:
-            usage[quarter], quarantine[quarter] = usage_and_quarantine(read_raw(inventory, [quarter]), book)
+            with unreadable_named(inventory, [quarter]):  # a corrupt page the footer did not show
+                usage[quarter], quarantine[quarter] = usage_and_quarantine(read_raw(inventory, [quarter]), book)
         rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
         used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
         rows[quarter] = usage[quarter].height

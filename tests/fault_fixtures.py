@@ -131,9 +131,10 @@ def run_transforms(raw: str | Path, base_period: str | None = None, allow_empty:
     undated = validate.select_quarantine(validate.classify_rows(ingest.undated_rows(inventory), ref)).collect()
     quarantine.append(undated)
     for quarter in quarters:
-        classified = validate.classify_rows(ingest.read_raw(inventory, [quarter]), ref)
-        usage[quarter], bad = pl.collect_all([validate.aggregate_account_usage(classified),
-                                              validate.select_quarantine(classified)])
+        with ingest.unreadable_named(inventory, [quarter]):
+            classified = validate.classify_rows(ingest.read_raw(inventory, [quarter]), ref)
+            usage[quarter], bad = pl.collect_all([validate.aggregate_account_usage(classified),
+                                                  validate.select_quarantine(classified)])
         quarantine.append(bad)
         cubes[quarter] = build_cube(usage[quarter].lazy(), ref).collect()
     base = base_period or quarters[0]

@@ -81,8 +81,8 @@ def test_empty_and_non_parquet_files_are_errors(tmp_path):
 
 
 def test_corrupt_pages_are_an_error_naming_file_and_column(tmp_path):
-    """The footer is intact, so the schema reads; a data page is garbage. Every column is decoded at intake, so
-    the run stops there, not in a later stage with a traceback."""
+    """The footer is intact, so the schema and statistics read; a data page is garbage. The run stops where the
+    page is first decoded, with one line naming the file and the column, not with a traceback."""
     frame = ff.make_raw(["2020Q1"], 5000, seed=1)
     path = ff.write_parquet(frame, tmp_path / "raw" / "usage.parquet")
     data = bytearray(path.read_bytes())

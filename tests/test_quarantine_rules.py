@@ -315,7 +315,8 @@ def _good_csv(path: Path, quarters=("2020Q1", "2020Q2"), zero_in: str | None = N
     _write_csv(path, rows)
 
 
-ERRORS = ["missing_column", "corrupt_parquet", "base_not_in_data", "empty_quarter", "zero_base_total"]
+ERRORS = ["missing_column", "corrupt_parquet", "corrupt_page", "base_not_in_data", "empty_quarter",
+          "zero_base_total"]
 
 
 @pytest.fixture(scope="session")
@@ -331,6 +332,15 @@ def error_runs(tmp_path_factory):
     _good_csv(d / "a_good.csv")
     (d / "broken.parquet").write_bytes(b"PAR1" + bytes(random.Random(1).randrange(256) for _ in range(300)) + b"PAR1")
     args["corrupt_parquet"] = ["run", "--raw", d, "--out", root / "out_corrupt"]
+    d = root / "corrupt_page"  # an intact footer (so the inventory reads it) over a garbled data page
+    _good_csv(d / "a_good.csv")
+    page = pl.read_csv(d / "a_good.csv").with_columns(pl.col("usage_date").str.to_date()).write_parquet(
+        d / "paged.parquet", statistics=True) or d / "paged.parquet"
+    data = bytearray(page.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 200):
+        data[i] ^= 0xFF
+    page.write_bytes(bytes(data))
+    args["corrupt_page"] = ["run", "--raw", d, "--out", root / "out_corrupt_page"]
     d = root / "base_not_in_data"
     _good_csv(d / "a_good.csv")
     args["base_not_in_data"] = ["run", "--raw", d, "--out", root / "out_base", "--base", "2019Q4"]
@@ -353,6 +363,7 @@ def _one_line(result) -> str:
 @pytest.mark.parametrize("case, named", [
     ("missing_column", ["no_account.csv", "account_id"]),  # the file and the column
     ("corrupt_parquet", ["broken.parquet"]),
+    ("corrupt_page", ["paged.parquet", "unreadable in column '"]),
     ("base_not_in_data", ["2019Q4"]),
     ("empty_quarter", ["2020Q2"]),
     ("zero_base_total", []),

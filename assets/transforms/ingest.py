@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -269,28 +270,7 @@ def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.Da
                  "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
         if digest not in seen:
             seen[digest] = name
-            # every column is decoded once here, so a corrupt page stops the run now, naming file and column
-            columns = [c for c in RAW_TEXT if c in schema]
-            try:  # ... and profiled by quarter in the same pass (nulls, date and amount ranges)
-                counts = (lf.with_columns(parse_usage_date(schema["usage_date"]).alias("_date"),
-                                          _amount(schema).alias("_amount"))
-                          .group_by(pl.col("_date").dt.year().cast(pl.Int32).alias("_year"),
-                                    pl.col("_date").dt.quarter().alias("_q"))
-                          .agg(pl.len(), *(pl.col(c).null_count().alias(f"null_{c}") for c in columns),
-                               pl.col("_date").min().alias("min_date"), pl.col("_date").max().alias("max_date"),
-                               pl.col("_amount").min().alias("min_amount"),
-                               pl.col("_amount").max().alias("max_amount"),
-                               pl.col("_amount").sum().alias("sum_amount"))
-                          .collect(engine="streaming")
-                          .with_columns(pl.concat_str("_year", pl.lit("Q"), "_q").alias("q")).drop("_year", "_q"))
-            except Exception as exc:
-                raise InputError(f"{path}: unreadable in column '{_failing_column(lf, columns)}' "
-                                 f"({str(exc).splitlines()[0][:160]})") from exc
-            dated = counts.filter(pl.col("q").is_not_null()).sort("q")
-            entry.update(rows=int(counts["len"].sum()), undated_rows=int(counts.filter(pl.col("q").is_null())["len"].sum()),
-                         quarters=dated["q"].to_list(), quarter_rows=[int(n) for n in dated["len"]],
-                         profile=[{k: (r.get(k) if k != "rows" else r["len"]) for k in PROFILE_FIELDS}
-                                  for r in dated.iter_rows(named=True)])
+            entry.update(profile_file(path, lf, schema))
         rows.append(entry)
     return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
                                       "format": pl.String, "bytes": pl.Int64, "mtime_ns": pl.Int64,
@@ -299,13 +279,91 @@ def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.Da
                                       "quarter_rows": pl.List(pl.Int64), "profile": pl.List(PROFILE_STRUCT)})
 
 
-def _failing_column(lf: pl.LazyFrame, columns: list[str]) -> str:
+def profile_file(path: Path, lf: pl.LazyFrame, schema: pl.Schema) -> dict:
+    """rows, undated_rows, quarters, quarter_rows and profile (per quarter: rows, nulls per column, date and amount
+    ranges, amount sum) of one file, from its Parquet footer where that can tell, else in one pass over it."""
+    counts = _footer_counts(path, schema)
+    if counts is None:
+        columns = [c for c in RAW_TEXT if c in schema]
+        try:  # every column decoded, so a corrupt page stops the run now, naming file and column
+            date = parse_usage_date(schema["usage_date"])
+            counts = (lf.with_columns(date.alias("_date"), _amount(schema).alias("_amount"))
+                      .group_by(pl.col("_date").dt.year().cast(pl.Int32).alias("_year"),
+                                pl.col("_date").dt.quarter().alias("_q"))
+                      .agg(pl.len(), *(pl.col(c).null_count().alias(f"null_{c}") for c in columns),
+                           pl.col("_date").min().alias("min_date"), pl.col("_date").max().alias("max_date"),
+                           pl.col("_amount").min().alias("min_amount"), pl.col("_amount").max().alias("max_amount"),
+                           pl.col("_amount").sum().alias("sum_amount"))
+                      .collect(engine="streaming")
+                      .with_columns(pl.concat_str("_year", pl.lit("Q"), "_q").alias("q")).drop("_year", "_q"))
+        except Exception as exc:
+            raise InputError(f"{path}: unreadable in column '{failing_column(lf, columns) or 'usage_date'}' "
+                             f"({str(exc).splitlines()[0][:160]})") from exc
+    dated = counts.filter(pl.col("q").is_not_null()).sort("q")
+    return {"rows": int(counts["len"].sum()), "undated_rows": int(counts.filter(pl.col("q").is_null())["len"].sum()),
+            "quarters": dated["q"].to_list(), "quarter_rows": [int(n) for n in dated["len"]],
+            "profile": [{k: (r.get(k) if k != "rows" else r["len"]) for k in PROFILE_FIELDS}
+                        for r in dated.iter_rows(named=True)]}
+
+
+def _footer_counts(path: Path, schema: pl.Schema) -> pl.DataFrame | None:
+    """The profile of a Parquet file whose footer statistics put every row on a plausible date of one quarter
+    (typical: a delivery per quarter, month or day): rows, nulls and ranges from the footer, only the amount read
+    (for its sum). None where the footer cannot tell (text dates, no statistics, several quarters, null dates)."""
+    if file_format(path) != "parquet" or schema["usage_date"] != pl.Date or not schema["amount"].is_numeric():
+        return None
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    index = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
+    columns = [c for c in RAW_TEXT if c in schema]
+    stats = {c: [meta.row_group(g).column(index[c]).statistics for g in range(meta.num_row_groups)]
+             for c in columns}
+    if meta.num_rows == 0 or not all(s is not None and s.has_null_count for c in columns for s in stats[c]):
+        return None
+    if not all(s.has_min_max or s.null_count == s.num_values for c in ("usage_date", "amount") for s in stats[c]):
+        return None
+    nulls = {c: sum(s.null_count for s in stats[c]) for c in columns}
+    if nulls["usage_date"]:
+        return None
+    lo, hi = (min(s.min for s in stats["usage_date"]), max(s.max for s in stats["usage_date"]))
+    if not (FIRST_DATE <= lo and hi < END_DATE and (lo.year, (lo.month - 1) // 3) == (hi.year, (hi.month - 1) // 3)):
+        return None
+    amounts = [s for s in stats["amount"] if s.has_min_max]
+    total = pl.scan_parquet(path).select(pl.col("amount").cast(pl.Float64).sum()).collect(engine="streaming").item()
+    return pl.DataFrame([{"q": f"{lo.year}Q{(lo.month - 1) // 3 + 1}", "len": meta.num_rows,
+                          **{f"null_{c}": n for c, n in nulls.items()}, "min_date": lo, "max_date": hi,
+                          "min_amount": float(min(s.min for s in amounts)) if amounts else None,
+                          "max_amount": float(max(s.max for s in amounts)) if amounts else None,
+                          "sum_amount": total}])
+
+
+def failing_column(lf: pl.LazyFrame, columns: list[str]) -> str | None:
+    """The first of `columns` that cannot be decoded, or None (hashing every value: footers cannot answer it)."""
     for column in columns:
         try:
-            lf.select(pl.col(column).null_count()).collect()
+            lf.select(pl.col(column).hash().sum()).collect()
         except Exception:
             return column
-    return "usage_date"
+    return None
+
+
+@contextmanager
+def unreadable_named(inventory: pl.DataFrame, quarters: list[str] | None = None):
+    """Turn a failure to decode the raw files (a corrupt page the footer did not show) into an InputError naming
+    the first file and column that cannot be read; other failures pass through."""
+    try:
+        yield
+    except Exception as exc:
+        for entry in inventory.filter(pl.col("status") == "ingested").iter_rows(named=True):
+            if quarters is not None and not set(quarters) & set(entry["quarters"]):
+                continue
+            lf, schema = scan_file(Path(entry["path"]))
+            column = failing_column(lf, [c for c in RAW_TEXT if c in schema])
+            if column is not None:
+                raise InputError(f"{entry['path']}: unreadable in column '{column}' "
+                                 f"({str(exc).splitlines()[0][:160]})") from exc
+        raise
 
 
 def data_quarters(inventory: pl.DataFrame) -> list[str]:
