@@ -3,7 +3,7 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.cube import build_cube
-from expectations.adapter import predicate, run_suite
+from expectations.adapter import predicate, run_suite_by_partition
 from expectations.suites import USAGE_CUBE
 from expectations.invariants import levels_add_up
 from pipelines.partitions import quarterly_partitions
@@ -39,10 +39,11 @@ def usage_cube(context: dg.AssetExecutionContext, settings: Settings, account_us
         national = cube.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))["amount"].sum()
         cubes[quarter], rows[quarter] = cube, cube.height
         outcomes[quarter] = [
-            run_suite(CUBE_SUITE, USAGE_CUBE, cube),
             levels_add_up(CUBE_ADDS_UP, cube, "amount"),
             predicate(CUBE_MATCHES_ACCOUNTS, abs(national - total) <= 1e-9 * max(1.0, abs(total)),
                       national=national, account_usage=total),
         ]
+    for quarter, outcome in run_suite_by_partition(CUBE_SUITE, USAGE_CUBE, cubes).items():
+        outcomes[quarter].insert(0, outcome)
     yield dg.Output(cubes, metadata={"cells": sum(rows.values())})
     yield from check_results(context, settings.state, "cube", "usage_cube", outcomes, rows)

@@ -4,7 +4,7 @@ import polars as pl
 
 from assets.transforms.ingest import (data_quarters, inventory_files, merge_inventory, quarter_bounds,
                                       quarter_profile, read_raw, unreadable_named)
-from expectations.adapter import predicate, run_suite
+from expectations.adapter import predicate, run_suite_by_partition
 from expectations.suites import RAW_SAMPLE
 from pipelines.partitions import quarterly_partitions
 from pipelines.quality import check_results
@@ -46,20 +46,21 @@ RAW_SAMPLE_SUITE = "raw_sample_meets_expectations"
 def raw_usage_profile(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame):
     """Per quarter and source file: raw rows, nulls per column, date and amount ranges (the rows stay on disk)."""
     inventory = raw_inventory.collect()
-    profiles, outcomes, rows = {}, {}, {}
+    profiles, outcomes, rows, samples = {}, {}, {}, {}
     for quarter in context.partition_keys:
         profile = quarter_profile(inventory, quarter)  # taken by the inventory's single pass over each file
         rows[quarter] = int(profile["rows"].sum())
         start, end = quarter_bounds(quarter)
         with unreadable_named(inventory, [quarter]):
-            sample = read_raw(inventory, [quarter]).head(settings.sample_rows).collect()
+            samples[quarter] = read_raw(inventory, [quarter]).head(settings.sample_rows).collect()
         outcomes[quarter] = [
             predicate(QUARTER_HAS_ROWS, rows[quarter] > 0 or settings.allow_empty_quarters, rows=rows[quarter]),
             predicate(DATES_WITHIN_QUARTER, profile.height == 0 or (profile["min_date"].min() >= start
                                                                     and profile["max_date"].max() < end),
                       rows=rows[quarter], files=profile.height),
-            run_suite(RAW_SAMPLE_SUITE, RAW_SAMPLE, sample),
         ]
         profiles[quarter] = profile
+    for quarter, outcome in run_suite_by_partition(RAW_SAMPLE_SUITE, RAW_SAMPLE, samples).items():
+        outcomes[quarter].append(outcome)
     yield dg.Output(profiles, metadata={"rows": sum(rows.values())})
     yield from check_results(context, settings.state, "ingest", "raw_usage_profile", outcomes, rows)

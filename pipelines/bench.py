@@ -10,7 +10,11 @@
      intermediate outputs written to Parquet as the IO manager does;
    * `duckdb`: the same indices in SQL from the same files (classification, sums and exact distinct accounts per
      cell at every level, quarters and complete years);
-   * `dagster`: the whole `python -m pipelines run` (every asset, check and suite, every partition);
+   * `dagster`: the same work materialised by Dagster, every partition in one run (the stages from the raw files
+     to the quarterly and annual indices, with their checks and Great Expectations suites): what orchestration
+     adds to the computation;
+   * `release`: the whole `python -m pipelines run` a user runs (also privacy, derived measures, publishing and
+     the report), with each stage's seconds from the release's Dagster instance;
    * optionally `spark` (`--engines ...,spark`): the project with the Spark engine.
 3. Asserts the indices agree (amount and value to 1e-9 relative, accounts exactly), prints wall time and peak RSS
    of each and their ratios, and writes `bench/results.json`.
@@ -80,7 +84,7 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
     from assets.transforms.annual import complete_years, sum_quarters_to_year, year_account_usage
     from assets.transforms.base import compute_base_totals, metrics_present
     from assets.transforms.cube import build_cube
-    from assets.transforms.files import write_parquet_atomic
+    from assets.transforms.files import STATE_COMPRESSION, write_parquet_atomic
     from assets.transforms.indices import index_grid, normalise_to_base_period
     from assets.transforms.ingest import data_quarters, inventory_files, read_raw, unreadable_named
     from assets.transforms.reference import load_reference
@@ -106,8 +110,8 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
         session = spark or spark_cube.session()
         for q, (usage_lf, quarantine_lf) in spark_cube.account_usage(session, inventory, quarters, ref,
                                                                     work / "spark").items():
-            usage_path = write_parquet_atomic(usage_lf, work / "account_usage" / f"{q}.parquet")
-            write_parquet_atomic(quarantine_lf, work / "quarantine" / f"{q}.parquet")
+            usage_path = write_parquet_atomic(usage_lf, work / "account_usage" / f"{q}.parquet", STATE_COMPRESSION)
+            write_parquet_atomic(quarantine_lf, work / "quarantine" / f"{q}.parquet", STATE_COMPRESSION)
             usage[q] = pl.scan_parquet(usage_path)
         lap("account_usage")
         paths = {q: [work / "account_usage" / f"{q}.parquet"] for q in quarters}
@@ -120,8 +124,9 @@ def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", s
         for q in quarters:
             with unreadable_named(inventory, [q]):
                 account, quarantine = usage_and_quarantine(read_raw(inventory, [q]), book)
-            usage[q] = pl.scan_parquet(write_parquet_atomic(account, work / "account_usage" / f"{q}.parquet"))
-            write_parquet_atomic(quarantine, work / "quarantine" / f"{q}.parquet")
+            usage[q] = pl.scan_parquet(write_parquet_atomic(account, work / "account_usage" / f"{q}.parquet",
+                                                            STATE_COMPRESSION))
+            write_parquet_atomic(quarantine, work / "quarantine" / f"{q}.parquet", STATE_COMPRESSION)
             del account, quarantine
         lap("account_usage")
         for q in quarters:
@@ -354,16 +359,48 @@ def run_engine(engine: str, raw: Path, scratch: Path, threads: int | None = None
     return out
 
 
-def run_dagster(raw: Path, scratch: Path, engine: str = "polars") -> dict:
-    out_dir = scratch / f"dagster-{engine}"
+INDEX_ASSETS = ("quarterly_indices", "annual_indices")
+
+
+def run_dagster(raw: Path, scratch: Path, engine: str = "polars", scope: str = "indices") -> dict:
+    """The Dagster materialisation of every quarter in a child process: `indices`, the same work as the project
+    engine (raw files to the quarterly and annual indices, with those stages' checks), or `release`, the
+    `python -m pipelines run` a user runs (privacy, derived measures, publishing and the report too)."""
+    out_dir = scratch / f"dagster-{scope}-{engine}"
     if out_dir.exists():
         shutil.rmtree(out_dir)
-    cmd = [sys.executable, "-m", "pipelines", "run", "--raw", str(raw), "--out", str(out_dir)]
+    if scope == "release":
+        cmd = [sys.executable, "-m", "pipelines", "run", "--raw", str(raw), "--out", str(out_dir)]
+    else:
+        cmd = [sys.executable, "-m", "pipelines.bench", "dagster-worker", "--raw", str(raw), "--out", str(out_dir)]
     if engine != "polars":
         cmd += ["--engine", engine]
     result = run_child(cmd, env={"DAGSTER_HOME": str(out_dir / ".dagster")})
     result["release"] = str(out_dir)
     return result
+
+
+def dagster_worker(raw: str, out: str, engine: str | None = None) -> int:
+    from pipelines.cli import run_release
+
+    summary = run_release(raw, out, until=INDEX_ASSETS, engine=engine)
+    print(f"indices for {len(summary['quarters'])} quarters in {out}")
+    return 0
+
+
+def step_seconds(release: str | Path) -> dict:
+    """Seconds per stage (Dagster step) of the release's runs, from its own instance, and each run's total."""
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(Path(release) / ".dagster"))
+    steps, runs = {}, []
+    for run in reversed(instance.get_runs()):
+        stats = instance.get_run_stats(run.run_id)
+        runs.append(round(stats.end_time - stats.start_time, 3))
+        for step in instance.get_run_step_stats(run.run_id):
+            steps[step.step_key] = round(step.end_time - step.start_time, 3)
+    instance.dispose()
+    return {"runs_s": runs, "steps_s": steps}
 
 
 # ---------------------------------------------------------------------------------------------------- history
@@ -407,9 +444,9 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
-def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "duckdb", "dagster"), keep: bool = False,
-          results: Path | None = None, history: int = 0, threads: int | None = None, data_dir: Path | None = None,
-          ) -> dict:
+def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "duckdb", "dagster", "release"),
+          keep: bool = False, results: Path | None = None, history: int = 0, threads: int | None = None,
+          data_dir: Path | None = None) -> dict:
     import polars as pl
 
     raw = ensure_data(rows, seed, data_dir)
@@ -425,8 +462,9 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "duckdb", "d
         for engine in engines:
             print(f"[bench] {engine} ...", flush=True)
             warm_page_cache(raw)
-            if engine == "dagster":
-                report["engines"][engine] = run_dagster(raw, scratch)
+            if engine in ("dagster", "release"):
+                report["engines"][engine] = run_dagster(raw, scratch, scope="release" if engine == "release"
+                                                        else "indices")
             elif engine == "dagster-spark":
                 report["engines"][engine] = run_dagster(raw, scratch, "spark")
             else:
@@ -444,14 +482,19 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "duckdb", "d
         if "spark" in got and "duckdb" in got:
             checks["spark_vs_duckdb"] = compare_indices(pl.read_parquet(scratch / "spark" / "indices.parquet"),
                                                         pl.read_parquet(scratch / "duckdb" / "indices.parquet"))
-        if "dagster" in got and "duckdb" in got:
-            published = pl.read_parquet(Path(got["dagster"]["release"]) / "state" / "assets" / "annual_indices.parquet")
-            quarterly = pl.read_parquet(Path(got["dagster"]["release"]) / "state" / "assets" / "quarterly_indices")
-            checks["dagster_vs_duckdb"] = compare_indices(pl.concat([quarterly, published], how="diagonal_relaxed"),
-                                                          pl.read_parquet(scratch / "duckdb" / "indices.parquet"))
-        if "dagster" in got and "project" in got:
-            report.setdefault("ratios", {})["dagster_over_project"] = _ratio(got["dagster"]["wall_s"],
-                                                                             got["project"]["wall_s"])
+        for engine in ("dagster", "release"):
+            if engine not in got:
+                continue
+            got[engine].update(step_seconds(got[engine]["release"]))
+            if "duckdb" in got:
+                state = Path(got[engine]["release"]) / "state" / "assets"
+                indices = pl.concat([pl.read_parquet(state / "quarterly_indices"),
+                                     pl.read_parquet(state / "annual_indices.parquet")], how="diagonal_relaxed")
+                checks[f"{engine}_vs_duckdb"] = compare_indices(indices, pl.read_parquet(scratch / "duckdb" /
+                                                                                         "indices.parquet"))
+            if "project" in got:
+                report.setdefault("ratios", {})[f"{engine}_over_project"] = _ratio(got[engine]["wall_s"],
+                                                                                   got["project"]["wall_s"])
         report["checks"] = checks
         if history:
             report["history"] = history_experiment(max(rows // 5, 10_000), history, seed, scratch)
@@ -480,8 +523,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=20_000_000,
                    help="raw rows to generate or reuse (default 20,000,000)")
     p.add_argument("--seed", type=int, default=2021, help="random seed of the generated data (default 2021)")
-    p.add_argument("--engines", default="project,duckdb,dagster",
-                   help="comma-separated: project, duckdb, dagster, spark, dagster-spark (default the first three)")
+    p.add_argument("--engines", default="project,duckdb,dagster,release",
+                   help="comma-separated: project, duckdb, dagster (the same work in Dagster), release (the whole "
+                        "`pipelines run`), spark, dagster-spark (default the first four)")
     p.add_argument("--history", type=int, default=0, metavar="K",
                    help="also time materialising one new quarter with 1, 2, 4 ... K quarters of history")
     p.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
@@ -507,12 +551,18 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--work", required=True)
     w.add_argument("--report", required=True)
     w.add_argument("--threads", type=int, default=None)
+    d = sub.add_parser("dagster-worker", help="internal: the indices' stages, materialised by Dagster")
+    d.add_argument("--raw", required=True)
+    d.add_argument("--out", required=True)
+    d.add_argument("--engine", default=None)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("bench", "worker", "-h", "--help"):
+    if not argv or argv[0] not in ("bench", "worker", "dagster-worker", "-h", "--help"):
         argv = ["bench", *argv]
     args = top.parse_args(argv)
     if args.command == "worker":
         return worker(args.engine, args.raw, args.work, args.report, args.threads)
+    if args.command == "dagster-worker":
+        return dagster_worker(args.raw, args.out, args.engine)
     return run_from_args(args)
 
 

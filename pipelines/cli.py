@@ -84,10 +84,14 @@ def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool, base: str
     return quarters
 
 
-def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: str, settings: dict) -> str:
+def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: str, settings: dict,
+                          until: tuple[str, ...] = ()) -> str:
+    """One run over the quarters first..last: every stage after the inventory, or only those `until` needs."""
     instance = release_instance(out_dir)
     instance.add_dynamic_partitions("quarter", [q for q in quarters if not instance.has_dynamic_partition("quarter", q)])
-    result = materialise(out_dir, dg.AssetSelection.all() - dg.AssetSelection.assets("raw_inventory"), settings,
+    stages = (dg.AssetSelection.assets(*until).upstream().required_multi_asset_neighbors() if until
+              else dg.AssetSelection.all())
+    result = materialise(out_dir, stages - dg.AssetSelection.assets("raw_inventory"), settings,
                          dict(zip(QUARTER_RANGE_TAGS, (first, last))))
     failed = _failed_checks(result)
     if failed:
@@ -95,12 +99,14 @@ def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: 
     return result.run_id
 
 
-def run_release(raw: str, out: str, base: str | None = None, products: str | None = None, **options) -> dict:
+def run_release(raw: str, out: str, base: str | None = None, products: str | None = None,
+                until: tuple[str, ...] = (), **options) -> dict:
     """Materialise every stage for `raw` into the release directory `out`; return a summary.
 
     A new `out` gets a fresh release. An existing one is continued: files it already ingested are skipped by
     hash, the base stays frozen, and only the quarters with new data (and what depends on them) are recomputed;
-    changed published values are logged in revisions.parquet.
+    changed published values are logged in revisions.parquet. `until` (asset names) stops after the stages those
+    assets need (the benchmark times the indices alone this way; nothing is published then).
     """
     out_dir = Path(out)
     previous = _stored(out_dir, "raw_inventory")
@@ -132,7 +138,7 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
             raise InputError(f"{raw}: new data for the base quarter {settings['base_period']}; the base is frozen, "
                              f"so recompute every period with: python -m pipelines rebase --to "
                              f"{settings['base_period']} --out {out_dir}")
-    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings)
+    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings, until)
     return {"release": str(out_dir), "quarters": quarters, "recomputed": changed, "run_id": run_id}
 
 

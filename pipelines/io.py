@@ -11,7 +11,7 @@ import dagster as dg
 import polars as pl
 import pyarrow.parquet as pq
 
-from assets.transforms.files import write_parquet_atomic
+from assets.transforms.files import STATE_COMPRESSION, write_parquet_atomic
 from pipelines.metadata import markdown_preview, table_schema
 
 
@@ -30,7 +30,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             raise TypeError(f"{context.asset_key.to_user_string()}: a partitioned output must be a dict by quarter")
         rows, schema, last = 0, None, None
         for partition, frame in frames.items():
-            path = write_parquet_atomic(frame, self._path(context.asset_key, partition))
+            path = write_parquet_atomic(frame, self._path(context.asset_key, partition), STATE_COMPRESSION)
             rows += pq.read_metadata(path).num_rows
             schema, last = pl.read_parquet_schema(path), path
         if schema is None:

@@ -8,10 +8,14 @@ from pipelines.cli import parser
 
 
 def test_bench_smoke(tmp_path):
-    report = bench(50_000, seed=5, engines=("project", "duckdb"), results=tmp_path / "results.json",
+    report = bench(50_000, seed=5, engines=("project", "duckdb", "dagster"), results=tmp_path / "results.json",
                    data_dir=tmp_path)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["checks"]["project_vs_duckdb"]["mismatches"] == 0
+    assert saved["checks"]["dagster_vs_duckdb"]["mismatches"] == 0  # the same indices, materialised by Dagster
+    steps = saved["engines"]["dagster"]["steps_s"]
+    assert {"validated_usage", "usage_cube", "annual_indices"} <= set(steps) and "quarterly_report" not in steps
+    assert saved["ratios"]["dagster_over_project"] > 0
     assert saved["checks"]["project_vs_duckdb"]["cells_with_usage"] > 1000
     for engine in ("project", "duckdb"):
         assert report["engines"][engine]["wall_s"] > 0 and report["engines"][engine]["peak_rss_mb"] > 0

@@ -9,6 +9,8 @@ from pathlib import Path
 import polars as pl
 
 PARQUET_OPTIONS = {"compression": "zstd", "statistics": True}
+# Intermediate files (a release's state, read back by the next stage) favour write speed over size.
+STATE_COMPRESSION = "lz4"
 
 
 def _tmp_beside(path: Path) -> str:
@@ -21,15 +23,16 @@ def _tmp_beside(path: Path) -> str:
     return tmp
 
 
-def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path) -> Path:
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path, compression: str = "zstd") -> Path:
     """Write (or stream, for a LazyFrame) a frame to Parquet, then move it into place."""
     path = Path(path)
     tmp = _tmp_beside(path)
+    options = {**PARQUET_OPTIONS, "compression": compression}
     try:
         if isinstance(frame, pl.LazyFrame):
-            frame.sink_parquet(tmp, **PARQUET_OPTIONS)
+            frame.sink_parquet(tmp, **options)
         else:
-            frame.write_parquet(tmp, **PARQUET_OPTIONS)
+            frame.write_parquet(tmp, **options)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
