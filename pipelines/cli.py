@@ -12,7 +12,6 @@ import dagster as dg
 import polars as pl
 
 from assets.transforms.ingest import InputError
-from pipelines import storage  # noqa: F401 (SQLite settings for the release's instance)
 from pipelines.progress import QUARTER_RANGE_TAGS, Progress
 
 # the CLI reports failures itself, in one line; the run log keeps the details in the release instance

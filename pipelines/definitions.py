@@ -19,7 +19,6 @@ def _name_bare_main() -> None:
 _name_bare_main()  # before the asset modules import Great Expectations
 
 from assets import annual, base, cube, derived, indices, ingest, privacy, publish, report, validate
-from pipelines import storage  # noqa: F401 (SQLite settings for the release's instance)
 from pipelines.io import ParquetIOManager
 from pipelines.notify import Notifier
 from pipelines.resources import Settings
