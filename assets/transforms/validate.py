@@ -2,13 +2,11 @@
 
 The rules and their order are CONTRACT.md's "Quarantine" section; the first reason that applies wins.
 
-Few distinct spellings recur over millions of rows, so codes are resolved by joining each raw column to a table
-of spellings already resolved (`Codebook`), with small enum types in place of text; a spelling the table lacks
-(full-width digits, stray spaces, upper case, an unknown code) is resolved when first met, by the same function.
+Few distinct spellings recur over millions of rows, so each distinct spelling (full-width digits, stray spaces,
+upper case and unknown codes included) is resolved once (`Codebook`) and the answers, small enums in place of
+text, are joined to the rows.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import polars as pl
 
