@@ -215,7 +215,7 @@ MESSY = [  # spellings the resolution tables do not hold, and account ids that n
 ]
 
 
-@settings(FAST, max_examples=40)
+@settings(FAST, max_examples=20)
 @given(raw_cases, st.lists(st.integers(0, len(MESSY) - 1), max_size=12))
 def test_the_one_pass_usage_and_quarantine_equal_the_row_by_row_rules(case, messes):
     """`usage_and_quarantine` (joins on distinct spellings, accounts cleaned after summing, bad rows read again)
