@@ -131,7 +131,10 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
     else:
         known = set(previous.filter(pl.col("status") == "ingested")["sha256"])
         fresh = inventory.filter((pl.col("status") == "ingested") & ~pl.col("sha256").is_in(list(known)))
-        changed = sorted(set(fresh["quarters"].explode().drop_nulls()))
+        # a file overwritten in place takes its rows out of its quarters: those are recomputed too
+        gone = inventory.filter(pl.col("status") == "replaced").join(
+            previous.filter(pl.col("status") == "ingested"), on=["path", "sha256"], how="semi")
+        changed = sorted(set(fresh["quarters"].explode().drop_nulls()) | set(gone["quarters"].explode().drop_nulls()))
         if not changed:
             return {"release": str(out_dir), "quarters": quarters, "recomputed": [], "run_id": None}
         if settings["base_period"] in changed:

@@ -77,3 +77,26 @@ def test_rebase_recomputes_every_period_and_logs_it(release):
     assert (national["value"] - 100).abs().max() < 1e-9 and set(indices["base_period"]) == {"2020Q2"}
     revisions = pl.read_parquet(release["out"] / "revisions.parquet").filter(pl.col("reason") == "rebase")
     assert set(revisions["period"]) >= {"2020Q1", "2020Q3", "2021Q1", "2020"}
+
+
+def test_a_file_overwritten_in_place_replaces_its_earlier_delivery(tmp_path):
+    """Continuing after a delivered file was overwritten (same path, other bytes): its old rows are no longer read,
+    the quarters it held and holds are recomputed, and the release equals a fresh one over the files as they are."""
+    full = pl.read_csv(write_fixture(tmp_path / "full.csv"), infer_schema=False)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    full.filter(pl.col("usage_date") < "2020-04-01").write_csv(raw / "base.csv")
+    full.filter(pl.col("usage_date") >= "2020-04-01").write_csv(raw / "rest.csv")
+    out = tmp_path / "release"
+    assert main(["run", "--raw", str(raw), "--out", str(out)]) == 0
+    corrected = full.filter(pl.col("usage_date") >= "2020-05-01")  # its April rows withdrawn
+    corrected.with_columns(pl.lit("acct-corrected").alias("account_id")).write_csv(raw / "rest.csv")
+    assert main(["run", "--raw", str(raw), "--out", str(out)]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["run", "--raw", str(raw), "--out", str(fresh), "--base", "2020Q1"]) == 0
+    inventory = pl.read_parquet(out / "state" / "assets" / "raw_inventory.parquet")
+    assert inventory.filter(pl.col("source_file") == "rest.csv")["status"].to_list() == ["replaced", "ingested"]
+    continued, again = (pl.read_parquet(d / "indices.parquet").sort(KEY) for d in (out, fresh))
+    assert continued.select(*KEY, "value", "accounts").equals(again.select(*KEY, "value", "accounts"))
+    revised = set(pl.read_parquet(out / "revisions.parquet")["period"])
+    assert {"2020Q2", "2020Q3", "2020"} <= revised and "2020Q1" not in revised

@@ -381,7 +381,7 @@ def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None) -> pl.L
     `source_file` is an enum of the files in path order, so sorting on it puts rows back in input order.
     """
     files = inventory.filter(pl.col("status") == "ingested")
-    names = pl.Enum(files["source_file"].to_list())
+    names = pl.Enum(list(dict.fromkeys(files["source_file"])))  # a name delivered again is one category
     frames = []
     for entry in files.iter_rows(named=True):
         if quarters is not None and not set(quarters) & set(entry["quarters"]):
@@ -425,7 +425,9 @@ def quarter_profile(inventory: pl.DataFrame, quarter: str) -> pl.DataFrame:
 def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
     """A release's inventory after a new delivery: what it held, plus each file not listed before.
 
-    A file whose bytes the release already ingested (same sha256) is a `duplicate`, whatever its name.
+    A file whose bytes the release already ingested (same sha256) is a `duplicate`, whatever its name. A file
+    delivered again at the same path with other bytes replaces the earlier delivery, which is then `replaced`
+    (no longer read: its rows were overwritten).
     """
     if previous is None or previous.height == 0:
         return current
@@ -433,4 +435,7 @@ def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.
     new = (current.join(previous.select("source_file", "sha256"), on=["source_file", "sha256"], how="anti")
            .with_columns(pl.when(pl.col("sha256").is_in(list(known))).then(pl.lit("duplicate"))
                       .otherwise(pl.col("status")).alias("status")))
+    overwritten = (pl.col("status") == "ingested") & pl.col("path").is_in(new["path"].implode())
+    previous = previous.with_columns(pl.when(overwritten).then(pl.lit("replaced")).otherwise(pl.col("status"))
+                                     .alias("status"))
     return pl.concat([previous, new], how="diagonal_relaxed")
