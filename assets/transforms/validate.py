@@ -110,24 +110,29 @@ class Codebook:
                         .when(pl.col("_said").is_not_null() & implied.is_not_null() & (implied != pl.col("_said")))
                         .then(pl.lit("metric_conflict")).cast(REASON).alias("metric_reason")))
 
-    def cells(self) -> dict[str, pl.DataFrame]:
-        """Slot number -> value for each part of a packed cell (the enum's physical index; the last slot is null)."""
+    def _cell_parts(self) -> dict[str, pl.DataFrame]:
+        """Each part of a packed cell, most significant first: slot number (the enum's physical index; the last
+        slot is null) -> value."""
         parts = {"metric_code": METRIC, "geo_code": self.geo, "industry_code": self.industry, "reason": REASON}
-        return {f"_{name}": pl.DataFrame({f"_{name}": range(len(dtype.categories) + 1),
-                                          name: [*dtype.categories, None]},
-                                         schema={f"_{name}": pl.UInt32, name: pl.String})
+        return {name: pl.DataFrame({f"_{name}": range(len(dtype.categories) + 1), name: [*dtype.categories, None]},
+                                   schema={f"_{name}": pl.UInt32, name: pl.String})
                 for name, dtype in parts.items()}
+
+    def cell(self) -> pl.Expr:
+        """Metric, geo, industry and reason (enums) packed into one integer, cheaper to hash than four columns."""
+        cell = pl.lit(0, dtype=pl.UInt32)
+        for name, slots in self._cell_parts().items():
+            cell = cell * slots.height + pl.col(name).to_physical().cast(pl.UInt32).fill_null(slots.height - 1)
+        return cell
 
     def decode_cells(self, groups: pl.DataFrame) -> pl.DataFrame:
         """Groups keyed by a packed `_cell` -> metric, geo_code, province_code, industry and reason (text)."""
-        cells, rest = self.cells(), pl.col("_cell")
-        slots = {}
-        for name in ("reason", "industry_code", "geo_code", "metric_code"):
-            size = cells[f"_{name}"].height
-            slots[f"_{name}"] = rest % size if name != "metric_code" else rest
-            rest = rest // size
+        parts, rest, slots = self._cell_parts(), pl.col("_cell"), {}
+        for name, table in reversed(parts.items()):
+            slots[f"_{name}"] = rest % table.height
+            rest = rest // table.height
         decoded = groups.select(pl.col("_cell").unique()).with_columns(**slots)
-        for table in cells.values():
+        for table in parts.values():
             decoded = decoded.join(table, on=table.columns[0], how="left")
         provinces = self.regions.select("geo_code", "province_code").unique("geo_code")
         decoded = decoded.join(provinces, on="geo_code", how="left").select(
@@ -210,14 +215,8 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
     which lists each bad row with its own record, in input order (files in path order, then row).
     """
     book = codebook(ref)
-    cells = book.cells()
-    slots = {name: pl.col(name).to_physical().cast(pl.UInt32).fill_null(cells[f"_{name}"].height - 1)
-             for name in ("metric_code", "geo_code", "industry_code", "reason")}
-    cell = slots["metric_code"]
-    for name in ("geo_code", "industry_code", "reason"):
-        cell = cell * cells[f"_{name}"].height + slots[name]
     groups = (_classify(rows, book, pl.col("account_id"), ordered=False)
-              .group_by(cell.alias("_cell"), "account_id")
+              .group_by(book.cell().alias("_cell"), "account_id")
               .agg(pl.col("amount").cast(EXACT, strict=False).sum(), pl.len().cast(pl.UInt32).alias("rows"))
               .collect(engine="streaming"))
     groups = book.decode_cells(groups).with_columns(clean_account(pl.col("account_id")).alias("_clean"))
@@ -228,8 +227,9 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
     if suspects.height:
         ids = suspects["account_id"].drop_nulls().unique().implode()
         again = rows.filter(pl.col("account_id").is_in(ids) | _blank(pl.col("account_id")))
-        quarantine = select_quarantine(classify_rows(again, book)).collect().sort(
-            pl.col("source_file").cast(rows.collect_schema()["source_file"]), "source_row")
+        # source_file is an enum in path order (read_raw), so this is input order
+        quarantine = _records(classify_rows(again, book).filter(pl.col("reason").is_not_null())
+                              .sort("source_file", "source_row")).collect()
     if (usage["_clean"] != usage["account_id"]).any():
         usage = (usage.with_columns(pl.col("_clean").alias("account_id"))
                  .group_by("metric", "geo_code", "province_code", "industry", "account_id")
