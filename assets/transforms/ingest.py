@@ -327,11 +327,12 @@ def _footer_counts(path: Path, schema: pl.Schema) -> pl.DataFrame | None:
     if nulls["usage_date"]:
         return None
     lo, hi = (min(s.min for s in stats["usage_date"]), max(s.max for s in stats["usage_date"]))
-    if not (FIRST_DATE <= lo and hi < END_DATE and (lo.year, (lo.month - 1) // 3) == (hi.year, (hi.month - 1) // 3)):
+    quarter = f"{lo.year}Q{(lo.month - 1) // 3 + 1}"
+    if not (FIRST_DATE <= lo and hi < END_DATE and quarter == f"{hi.year}Q{(hi.month - 1) // 3 + 1}"):
         return None
     amounts = [s for s in stats["amount"] if s.has_min_max]
     total = pl.scan_parquet(path).select(pl.col("amount").cast(pl.Float64).sum()).collect(engine="streaming").item()
-    return pl.DataFrame([{"q": f"{lo.year}Q{(lo.month - 1) // 3 + 1}", "len": meta.num_rows,
+    return pl.DataFrame([{"q": quarter, "len": meta.num_rows,
                           **{f"null_{c}": n for c, n in nulls.items()}, "min_date": lo, "max_date": hi,
                           "min_amount": float(min(s.min for s in amounts)) if amounts else None,
                           "max_amount": float(max(s.max for s in amounts)) if amounts else None,
