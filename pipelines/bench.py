@@ -381,8 +381,9 @@ def run_dagster(raw: Path, scratch: Path, engine: str = "polars", scope: str = "
 
 
 def dagster_worker(raw: str, out: str, engine: str | None = None) -> int:
-    from pipelines.cli import run_release
+    from pipelines.cli import preload, run_release
 
+    preload()  # as `python -m pipelines run` does
     summary = run_release(raw, out, until=INDEX_ASSETS, engine=engine)
     print(f"indices for {len(summary['quarters'])} quarters in {out}")
     return 0
