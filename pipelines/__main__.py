@@ -1,7 +1,9 @@
 import sys
+import time
 
-from pipelines.cli import main, preload
+started = time.perf_counter()
+from pipelines.cli import main, preload  # noqa: E402
 
 if sys.argv[1:2] in (["run"], ["rebase"]):
     preload()
-sys.exit(main())
+sys.exit(main(started=started))

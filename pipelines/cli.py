@@ -238,11 +238,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, started: float | None = None) -> int:
     # pyspark (imported by Great Expectations when installed) warns about pandas 3 on every start; errors are one line
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
     args = parser().parse_args(argv)
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started  # __main__ passes its own, before preload
     try:
         if args.command == "run":
             summary = run_release(args.raw, args.out, args.base, args.products, tier_scheme=args.tiers,

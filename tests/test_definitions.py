@@ -51,6 +51,15 @@ def test_transforms_do_not_import_dagster(tmp_path):
     assert out.startswith("probed")
 
 
+def test_loading_the_code_location_leaves_great_expectations_to_the_runs(tmp_path):
+    """The UI's code server loads the definitions often; GX (about 2 s) is imported by the first suite a run runs."""
+    script = tmp_path / "probe.py"
+    script.write_text("import sys, pipelines.definitions\n"
+                      "print('great_expectations' in sys.modules)\n")
+    out = subprocess.run([sys.executable, str(script)], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "False"
+
+
 def test_cli_help_explains_every_option():
     out = subprocess.run([sys.executable, "-m", "pipelines", "run", "--help"], capture_output=True, text=True,
                          check=True).stdout
