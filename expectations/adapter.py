@@ -6,6 +6,7 @@ before any suite, with analytics off. Suites are data (`expectations.suites.Expe
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -30,6 +31,8 @@ def predicate(name: str, passed: bool, **metadata) -> Outcome:
 def import_gx():
     """Great Expectations, imported with analytics off (about 2 s the first time in a process)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    # pyspark (imported by GX when installed) warns about pandas 3 on every start; the CLI's errors are one line
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
     import great_expectations as gx
     import great_expectations.expectations  # noqa: F401  (the classes the suites name)
 

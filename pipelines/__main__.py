@@ -1,9 +1,5 @@
 import sys
-import time
 
-started = time.perf_counter()
-from pipelines.cli import main, preload  # noqa: E402
+from pipelines.cli import main
 
-if sys.argv[1:2] in (["run"], ["rebase"]):
-    preload()
-sys.exit(main(started=started))
+sys.exit(main(exits_after=True))

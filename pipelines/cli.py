@@ -6,8 +6,6 @@ import gc
 import json
 import sys
 import time
-import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -45,7 +43,6 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
             if not e.passed]
 
 
-@lru_cache(maxsize=1)
 def code_location():
     """pipelines.definitions (imported on first use: `demo-data` and `report` do without Dagster's assets)."""
     import pipelines.definitions
@@ -238,11 +235,12 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-def main(argv: list[str] | None = None, started: float | None = None) -> int:
-    # pyspark (imported by Great Expectations when installed) warns about pandas 3 on every start; errors are one line
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"pyspark(\.|$)")
+def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
+    """The CLI; `exits_after` (python -m pipelines) says the process ends with the command, so it may `preload`."""
     args = parser().parse_args(argv)
-    started = time.perf_counter() if started is None else started  # __main__ passes its own, before preload
+    started = time.perf_counter()
+    if exits_after and args.command in ("run", "rebase"):
+        preload()
     try:
         if args.command == "run":
             summary = run_release(args.raw, args.out, args.base, args.products, tier_scheme=args.tiers,

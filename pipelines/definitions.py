@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib.machinery import ModuleSpec
 
 import dagster as dg
@@ -17,6 +18,9 @@ def _name_bare_main() -> None:
 
 
 _name_bare_main()  # before the asset modules import Great Expectations
+# backfill_policy (one run per range of quarters) is beta in Dagster 1.13 and used on purpose: its warning at every
+# load would only be noise on the CLI's stderr and in the UI's logs
+warnings.filterwarnings("ignore", category=dg.BetaWarning, message=r"Parameter `backfill_policy`")
 
 from assets import annual, base, cube, derived, indices, ingest, privacy, publish, report, validate
 from pipelines.io import ParquetIOManager

@@ -180,8 +180,14 @@ def quarantine_runs(tmp_path_factory):
     for name, proc in zip(("with bad rows", "clean"), procs):
         assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
     data["out_bad"], data["out_clean"] = root / "out_bad", root / "out_clean"
+    data["clean_stderr"] = procs[1].stderr
     data["quarantine"] = pl.read_parquet(root / "out_bad" / "quarantine.parquet")
     return data
+
+
+def test_a_clean_run_writes_nothing_to_stderr(quarantine_runs):
+    """No progress bar off a terminal, and no warning of Dagster's or a library's reaches the user."""
+    assert quarantine_runs["clean_stderr"] == ""
 
 
 def _sf_matches(published: str, raw_dir: Path, name: str) -> bool:
