@@ -6,7 +6,7 @@ import polars as pl
 
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
 from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest, diff_revisions
-from expectations.adapter import predicate, run_suite
+from expectations.adapter import predicate, submit_suite
 from expectations.suites import PUBLISHED_INDICES
 from pipelines.metadata import markdown_preview
 from pipelines.quality import check_results, read_recorded, summarise
@@ -26,10 +26,11 @@ def published_release(context: dg.AssetExecutionContext, settings: Settings, raw
     quarters = sorted(account_usage)
     indices = assemble_indices(disclosed_indices.collect())
     quarantine = assemble_quarantine([undated_rows.collect()] + [quarantined_rows[q].collect() for q in quarters])
+    suite = submit_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices.filter(pl.col("status") == "ok"))
     inventory = raw_inventory.collect()
     rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
     used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
-    outcomes = [run_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices.filter(pl.col("status") == "ok")),
+    outcomes = [suite.result(),
                 predicate(ROWS_RECONCILE, rows_in == used + quarantine.height, rows_in=rows_in, rows_used=used,
                           rows_quarantined=quarantine.height)]
     checks = list(check_results(context, settings.state, "publish", "published_release", {None: outcomes},

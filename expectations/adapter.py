@@ -1,7 +1,9 @@
 """The one place that calls Great Expectations: run a suite on a frame, turn results into check outcomes.
 
-GX 1.x has no polars engine, so frames go in as pandas; the ephemeral context is created once per process,
-before any suite, with analytics off. Suites are data (`expectations.suites.Expect`) built into GX objects here.
+Stages call `run_suite`, which hands the frame to the validator process (`expectations.validator`); there
+`validate_here` runs GX. GX 1.x has no polars engine, so frames go in as pandas; the ephemeral context is created
+once per process, before any suite, with analytics off. Suites are data (`expectations.suites.Expect`) built into
+GX objects here.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from functools import lru_cache
 
 import polars as pl
 
+from expectations import validator
 from expectations.suites import Expect, expect
 
 
@@ -51,16 +54,21 @@ def _context():
 def _batch_and_suite(name: str, expectations: tuple[Expect, ...]):
     context, source = _context()
     gx = import_gx()
+    # the expectations first: one GX rejects leaves nothing half-registered under this name
+    built = [getattr(gx.expectations, expectation.kind)(**expectation.kwargs()) for expectation in expectations]
     batch_definition = source.add_dataframe_asset(name).add_batch_definition_whole_dataframe(name)
     # built whole: adding expectations one by one to a stored suite re-saves it each time (~20 ms each)
-    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=[
-        getattr(gx.expectations, expectation.kind)(**expectation.kwargs()) for expectation in expectations]))
+    suite = context.suites.add(gx.ExpectationSuite(name=name, expectations=built))
     return batch_definition, suite
 
 
-def run_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> Outcome:
-    """Validate `frame` with the suite `name` (a tuple of `Expect`); `name` is the check's name, so one suite is
-    one check."""
+def prepare_gx() -> None:
+    """Import GX and create this process's context (the validator does it once, before its first request)."""
+    _context()
+
+
+def validate_here(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> Outcome:
+    """`run_suite`, in this process (the validator's side of it)."""
     batch_definition, suite = _batch_and_suite(name, expectations)
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame.to_pandas()})
     result = batch.validate(suite)
@@ -69,6 +77,17 @@ def run_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) 
               for r in result.results if not r.success]
     return Outcome(name, bool(result.success),
                    {"expectations": len(result.results), "failed": ", ".join(failed) or "none", "rows": frame.height})
+
+
+def submit_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> validator.Pending:
+    """Start validating `frame` with the suite `name` (a tuple of `Expect`) in the validator process; `.result()`
+    is the Outcome. `name` is the check's name, so one suite is one check."""
+    return validator.submit(name, expectations, frame)
+
+
+def run_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> Outcome:
+    """`submit_suite`, waiting for the Outcome."""
+    return submit_suite(name, expectations, frame).result()
 
 
 PARTITION = "_partition"
@@ -86,19 +105,33 @@ def _within_partition(expectations: tuple[Expect, ...]) -> tuple[Expect, ...]:
     return tuple(scoped(e) for e in expectations)
 
 
-def run_suite_by_partition(name: str, expectations: tuple[Expect, ...], frames: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
-    """`run_suite` on each partition's frame, in one validation of them all: GX's fixed cost (tens of ms a run)
-    is paid once per asset, not once per quarter. If that fails, each partition is validated alone, so the
-    failure is reported on the partitions it belongs to."""
+def submit_suite_by_partition(name: str, expectations: tuple[Expect, ...],
+                              frames: dict[str, pl.DataFrame]) -> validator.Pending:
+    """`submit_suite` for each partition's frame, in one validation of them all: GX's fixed cost (tens of ms a
+    run) is paid once per asset, not once per quarter. `.result()` is the Outcome by partition; if the validation
+    of them all failed, each partition is then validated alone, so the failure is reported on the partitions it
+    belongs to."""
+    together = None
     if len(frames) > 1:
         try:
             together = pl.concat([frame.with_columns(pl.lit(key).alias(PARTITION)) for key, frame in frames.items()],
                                  how="vertical_relaxed")
         except pl.exceptions.PolarsError:  # schemas that do not stack: one validation per partition
-            together = None
-        if together is not None:
-            outcome = run_suite(f"{name} (by partition)", _within_partition(expectations), together)
-            if outcome.passed:
-                return {key: Outcome(name, True, {**outcome.metadata, "rows": frame.height})
-                        for key, frame in frames.items()}
-    return {key: run_suite(name, expectations, frame) for key, frame in frames.items()}
+            pass
+    if together is None:
+        alone = {key: submit_suite(name, expectations, frame) for key, frame in frames.items()}
+        return validator.Pending(lambda: {key: pending.result() for key, pending in alone.items()})
+    combined = submit_suite(f"{name} (by partition)", _within_partition(expectations), together)
+
+    def outcomes() -> dict[str, Outcome]:
+        outcome = combined.result()
+        if outcome.passed:
+            return {key: Outcome(name, True, {**outcome.metadata, "rows": frame.height}) for key, frame in frames.items()}
+        return {key: run_suite(name, expectations, frame) for key, frame in frames.items()}
+    return validator.Pending(outcomes)
+
+
+def run_suite_by_partition(name: str, expectations: tuple[Expect, ...],
+                           frames: dict[str, pl.DataFrame]) -> dict[str, Outcome]:
+    """`submit_suite_by_partition`, waiting for the outcomes."""
+    return submit_suite_by_partition(name, expectations, frames).result()

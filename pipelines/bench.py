@@ -383,9 +383,12 @@ def run_dagster(raw: Path, scratch: Path, engine: str = "polars", scope: str = "
 
 
 def dagster_worker(raw: str, out: str, engine: str | None = None) -> int:
+    from expectations import validator
+
+    validator.start()  # as `python -m pipelines run` does: before Dagster is imported
     from pipelines.cli import preload, run_release
 
-    preload()  # as `python -m pipelines run` does
+    preload()
     summary = run_release(raw, out, until=INDEX_ASSETS, engine=engine)
     print(f"indices for {len(summary['quarters'])} quarters in {out}")
     return 0

@@ -51,26 +51,30 @@ def code_location():
 
 
 def preload() -> None:
-    """For a process that runs releases and then exits (`python -m pipelines run|rebase`, the benchmark): import
-    the code location and Great Expectations with the cyclic garbage collector paused, then freeze what they made.
-    Their ~400k objects live as long as the process; scanning them costs about 0.15 s a full collection, and over
-    a second at exit. (Not done for in-process callers such as the tests, which go on after a run.)"""
-    from expectations.adapter import import_gx
+    """For a process that runs releases and then exits (`python -m pipelines run|rebase`, the benchmark): start
+    the Great Expectations validator first, so it loads GX on the other core meanwhile, then import the code
+    location with the cyclic garbage collector paused and freeze what it made. Those objects live as long as the
+    process; scanning them costs time at every full collection, and more at exit. (Not done for in-process
+    callers such as the tests, which go on after a run.)"""
+    from expectations import validator
 
+    validator.start()
     enabled = gc.isenabled()
     gc.disable()
     try:
         code_location()
-        import_gx()
     finally:
         gc.freeze()
         if enabled:
             gc.enable()
 
 
-def materialise(out: Path, selection, settings: dict, tags: dict | None = None) -> dg.ExecuteInProcessResult:
+def materialise(out: Path, selection, settings: dict, tags: dict | None = None,
+                instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+    """One in-process run of `selection` in the release's instance (opened here unless given: opening it costs
+    0.2-0.5 s, so a caller with several runs passes one)."""
     location = code_location()
-    instance = release_instance(out)
+    instance = instance or release_instance(out)
     try:
         with Progress(instance, location.ALL_ASSETS, selection, tags) as progress:
             result = dg.materialize(location.ALL_ASSETS, selection=selection, instance=instance, tags=progress.tags,
@@ -110,14 +114,14 @@ def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool, base: str
 
 
 def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: str, settings: dict,
-                          until: tuple[str, ...] = ()) -> str:
+                          until: tuple[str, ...] = (), instance: dg.DagsterInstance | None = None) -> str:
     """One run over the quarters first..last: every stage after the inventory, or only those `until` needs."""
-    instance = release_instance(out_dir)
+    instance = instance or release_instance(out_dir)
     instance.add_dynamic_partitions("quarter", [q for q in quarters if not instance.has_dynamic_partition("quarter", q)])
     stages = (dg.AssetSelection.assets(*until).upstream().required_multi_asset_neighbors() if until
               else dg.AssetSelection.all())
     result = materialise(out_dir, stages - dg.AssetSelection.assets("raw_inventory"), settings,
-                         dict(zip(QUARTER_RANGE_TAGS, (first, last))))
+                         dict(zip(QUARTER_RANGE_TAGS, (first, last))), instance)
     failed = _failed_checks(result)
     if failed:
         raise InputError(f"{out_dir}: checks failed: {'; '.join(failed)}")
@@ -147,7 +151,8 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
         given = {k: v for k, v in settings.items() if v not in ("", None)}
         settings = {**kept, **given, "base_period": frozen_base, "revision_reason": "late data"}
     out_dir.mkdir(parents=True, exist_ok=True)
-    materialise(out_dir, ["raw_inventory"], settings)
+    instance = release_instance(out_dir)
+    materialise(out_dir, ["raw_inventory"], settings, instance=instance)
     inventory = _stored(out_dir, "raw_inventory")
     fresh_release = previous is None or frozen is None
     quarters = _check_range(raw, inventory, bool(settings.get("allow_empty_quarters")), base if fresh_release else None)
@@ -166,7 +171,7 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
             raise InputError(f"{raw}: new data for the base quarter {settings['base_period']}; the base is frozen, "
                              f"so recompute every period with: python -m pipelines rebase --to "
                              f"{settings['base_period']} --out {out_dir}")
-    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings, until)
+    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings, until, instance)
     return {"release": str(out_dir), "quarters": quarters, "recomputed": changed, "run_id": run_id}
 
 

@@ -52,7 +52,7 @@ def test_transforms_do_not_import_dagster(tmp_path):
 
 
 def test_loading_the_code_location_leaves_great_expectations_to_the_runs(tmp_path):
-    """The UI's code server loads the definitions often; GX (about 2 s) is imported by the first suite a run runs."""
+    """The UI's code server loads the definitions often; GX (about 2 s) is imported by a run's validator process."""
     script = tmp_path / "probe.py"
     script.write_text("import sys, pipelines.definitions\n"
                       "print('great_expectations' in sys.modules)\n")

@@ -1,10 +1,19 @@
-"""The Great Expectations adapter: suites validated per partition, together, with failures on the right partition."""
+"""The Great Expectations adapter: suites validated per partition, together, with failures on the right partition;
+the validator process that runs them."""
 from __future__ import annotations
 
-import polars as pl
+import subprocess
+import sys
+from pathlib import Path
 
-from expectations.adapter import run_suite, run_suite_by_partition
-from expectations.suites import BASE_TOTALS, USAGE_CUBE
+import polars as pl
+import pytest
+
+from expectations import validator
+from expectations.adapter import run_suite, run_suite_by_partition, submit_suite, submit_suite_by_partition
+from expectations.suites import BASE_TOTALS, USAGE_CUBE, expect
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cube(amount: float = 1.0) -> pl.DataFrame:
@@ -39,3 +48,45 @@ def test_a_column_unique_in_one_partition_may_repeat_across_partitions():
     outcomes = run_suite_by_partition("base_test", BASE_TOTALS, {"2020Q1": base("cloud", "ai"),
                                                                  "2020Q2": base("cloud", "cloud")})
     assert {q: o.passed for q, o in outcomes.items()} == {"2020Q1": True, "2020Q2": False}
+
+
+def test_suites_run_in_the_validator_process_and_the_caller_never_imports_gx_or_pandas(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text("import sys, polars as pl\n"
+                      "from expectations.adapter import run_suite\n"
+                      "from expectations.suites import USAGE_CUBE\n"
+                      "cube = pl.DataFrame({'metric': ['cloud'], 'geo_level': ['national'], 'geo_code': ['CN'],\n"
+                      "                     'industry': ['all'], 'amount': [-1.0], 'accounts': [1]})\n"
+                      "outcome = run_suite('cube_test', USAGE_CUBE, cube)\n"
+                      "print(outcome.passed, 'great_expectations' in sys.modules, 'pandas' in sys.modules)\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert run.stdout.split() == ["False", "False", "False"]
+    assert run.stderr == ""
+
+
+def test_results_may_be_collected_in_any_order():
+    first = submit_suite("cube_test", USAGE_CUBE, _cube(-1.0))
+    second = submit_suite_by_partition("cube_test", USAGE_CUBE, {"2020Q1": _cube(), "2020Q2": _cube()})
+    assert all(o.passed for o in second.result().values())
+    assert not first.result().passed
+    assert first.result() is first.result()  # collected once
+
+
+def test_a_suite_that_raises_names_itself_and_the_validator_goes_on():
+    bad = (expect("ExpectColumnValuesToBeBetween", column="amount"),)  # GX: min and max cannot both be None
+    with pytest.raises(validator.ValidatorError, match="'broken_suite': ValidationError: 1 validation error for ExpectColumnValuesToBeBetween\n"):
+        run_suite("broken_suite", bad, _cube())
+    assert run_suite("cube_test", USAGE_CUBE, _cube()).passed
+    with pytest.raises(validator.ValidatorError) as raised:
+        run_suite("broken_suite", bad, _cube())
+    assert "min_value and max_value cannot both be None" in str(raised.value)  # the whole traceback follows
+
+
+def test_a_validator_that_died_is_reported_and_replaced():
+    dead = validator.start()
+    dead.process.kill()
+    dead.process.wait()
+    with pytest.raises(validator.ValidatorError, match=f"pid {dead.process.pid}.*exited with code -9"):
+        dead.result(dead.submit(("cube_test", USAGE_CUBE, _cube())))
+    assert run_suite("cube_test", USAGE_CUBE, _cube()).passed  # the next caller gets a new validator
+    assert validator.start() is not dead
