@@ -52,7 +52,7 @@ def raw_usage_profile(context: dg.AssetExecutionContext, settings: Settings, raw
         rows[quarter] = int(profile["rows"].sum())
         start, end = quarter_bounds(quarter)
         with unreadable_named(inventory, [quarter]):
-            samples[quarter] = read_raw(inventory, [quarter]).head(settings.sample_rows).collect()
+            samples[quarter] = read_raw(inventory, [quarter], first=settings.sample_rows).collect()
         outcomes[quarter] = [
             predicate(QUARTER_HAS_ROWS, rows[quarter] > 0 or settings.allow_empty_quarters, rows=rows[quarter]),
             predicate(DATES_WITHIN_QUARTER, profile.height == 0 or (profile["min_date"].min() >= start

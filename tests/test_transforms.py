@@ -120,3 +120,21 @@ def test_inventory_reuses_unchanged_files_and_rereads_changed_ones(tmp_path):
     os.utime(raw / "a.parquet", ns=(0, 0))  # touched: read again, and found unreadable
     with pytest.raises(InputError, match="unreadable"):
         inventory_files(raw, known)
+
+
+def test_a_sample_is_the_quarters_first_rows_however_far_its_undated_rows_push_them(tmp_path):
+    from assets.transforms.ingest import inventory_files, read_raw
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    dates = ["2021-02-29", "2020-13-01", "2020-02-01", "2020-05-01", "2020-02-02", "2020-02-03"]
+    rows = _rows(amount=[float(i) for i in range(len(dates))]).with_columns(pl.Series("usage_date", dates))
+    columns = ["usage_date", "account_id", "region_code", "product", "amount"]
+    rows.filter(pl.col("amount") != 3.0).select(columns).write_csv(raw / "a_2020Q1.csv")  # read first
+    rows.select(columns).write_csv(raw / "b_2020Q1_Q2.csv")
+    inventory = inventory_files(raw)
+    assert inventory["undated_rows"].to_list() == [2, 2]
+    for quarters in (["2020Q1"], ["2020Q2"], ["2020Q1", "2020Q2"]):
+        whole = read_raw(inventory, quarters).collect()
+        for first in (1, 2, 3, 5, 20):
+            assert read_raw(inventory, quarters, first=first).collect().equals(whole.head(first)), (quarters, first)

@@ -376,8 +376,9 @@ def data_quarters(inventory: pl.DataFrame) -> list[str]:
     return quarters_between(present[0], present[-1])
 
 
-def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None) -> pl.LazyFrame:
-    """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given.
+def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None, first: int | None = None) -> pl.LazyFrame:
+    """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given, and to the
+    `first` rows if given (a sample: then a file is read only as far as that takes).
 
     `source_file` is an enum of the files in path order, so sorting on it puts rows back in input order.
     """
@@ -389,12 +390,16 @@ def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None) -> pl.L
             continue  # prune files with no rows in these quarters
         lf, schema = scan_file(Path(entry["path"]))
         frame = normalise_file(lf, schema, entry["source_file"], names)
+        if first is not None and (quarters is None or set(entry["quarters"]) <= set(quarters)):
+            # the rows the filter drops are its undated ones: its first rows in these quarters are within these
+            frame = frame.head(first + entry["undated_rows"])
         if quarters is not None:
             frame = frame.filter(in_quarters(pl.col("usage_date"), quarters))
         frames.append(frame)
     if not frames:
         return pl.LazyFrame(schema={**RAW_SCHEMA, "source_file": names})
-    return pl.concat(frames, how="vertical")
+    rows = pl.concat(frames, how="vertical")
+    return rows if first is None else rows.head(first)
 
 
 def in_quarters(date: pl.Expr, quarters: list[str]) -> pl.Expr:
