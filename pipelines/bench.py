@@ -25,6 +25,7 @@ No dagster import at module level (the workers must not pay for it).
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -377,20 +378,37 @@ def run_dagster(raw: Path, scratch: Path, engine: str = "polars", scope: str = "
         cmd = [sys.executable, "-m", "pipelines.bench", "dagster-worker", "--raw", str(raw), "--out", str(out_dir)]
     if engine != "polars":
         cmd += ["--engine", engine]
+    started = time.time()
     result = run_child(cmd, env={"DAGSTER_HOME": str(out_dir / ".dagster")})
     result["release"] = str(out_dir)
+    phases = out_dir / "bench-phases.json"
+    if phases.exists():  # where the worker's time went: each stamp ends a phase, and the exit ends the last
+        stamps = json.loads(phases.read_text(encoding="utf-8"))
+        times = [started, *(stamps[name] for name in WORKER_PHASES), started + result["wall_s"]]
+        result["phases_s"] = {name: round(b - a, 3) for name, a, b in zip([*WORKER_PHASES, "exit"], times, times[1:])}
     return result
 
 
+WORKER_PHASES = ("python_start", "import_cli", "preload", "run_release")  # each ends at its stamp
+
+
 def dagster_worker(raw: str, out: str, engine: str | None = None) -> int:
+    stamps = {"python_start": time.time()}
     from expectations import validator
 
     validator.start()  # as `python -m pipelines run` does: before Dagster is imported
     from pipelines.cli import preload, run_release
 
+    stamps["import_cli"] = time.time()
     preload()
+    stamps["preload"] = time.time()
     summary = run_release(raw, out, until=INDEX_ASSETS, engine=engine)
+    stamps["run_release"] = time.time()
     print(f"indices for {len(summary['quarters'])} quarters in {out}")
+    from assets.transforms.files import write_json_atomic
+
+    write_json_atomic(stamps, Path(out) / "bench-phases.json")
+    gc.freeze()  # as `python -m pipelines run` does before it exits
     return 0
 
 

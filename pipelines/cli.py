@@ -241,7 +241,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
-    """The CLI; `exits_after` (python -m pipelines) says the process ends with the command, so it may `preload`."""
+    """The CLI; `exits_after` (python -m pipelines) says the process ends with the command, so it may `preload`,
+    and freeze what the command made before the interpreter's last collection."""
     args = parser().parse_args(argv)
     started = time.perf_counter()
     if exits_after and args.command in ("run", "rebase"):
@@ -280,4 +281,7 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if exits_after:
+            gc.freeze()  # the interpreter's last collection need not scan what the run made (0.15-0.4 s)
     return 0

@@ -16,6 +16,10 @@ def test_bench_smoke(tmp_path):
     steps = saved["engines"]["dagster"]["steps_s"]
     assert {"validated_usage", "usage_cube", "annual_indices"} <= set(steps) and "quarterly_report" not in steps
     assert saved["ratios"]["dagster_over_project"] > 0
+    phases = saved["engines"]["dagster"]["phases_s"]  # where the worker's time went, adding up to its wall time
+    assert list(phases) == ["python_start", "import_cli", "preload", "run_release", "exit"]
+    assert min(phases.values()) >= 0
+    assert abs(sum(phases.values()) - saved["engines"]["dagster"]["wall_s"]) < 0.01
     assert saved["checks"]["project_vs_duckdb"]["cells_with_usage"] > 1000
     for engine in ("project", "duckdb"):
         assert report["engines"][engine]["wall_s"] > 0 and report["engines"][engine]["peak_rss_mb"] > 0
