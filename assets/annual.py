@@ -35,7 +35,6 @@ def annual_indices(context: dg.AssetExecutionContext, settings: Settings, quarte
     table = pl.concat(tables) if tables else empty
     suite = submit_suite(ANNUAL_SUITE, INDICES, table.select(INDEX_COLUMNS))  # GX works while Dagster stores it
     yield dg.Output(table, metadata={"years": ", ".join(years) or "none"})
-    outcomes = [levels_add_up(ANNUAL_ADDS_UP, table, "value"),
+    outcomes = [suite.result(), levels_add_up(ANNUAL_ADDS_UP, table, "value"),
                 predicate(YEARS_COMPLETE, set(table["period"].unique()) == set(years), years=", ".join(years))]
-    outcomes.insert(0, suite.result())
     yield from check_results(context, settings.state, "annual", "annual_indices", {None: outcomes}, {None: table.height})

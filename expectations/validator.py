@@ -2,10 +2,10 @@
 
 Importing GX (with pandas and scipy) is about 3 s of single-threaded Python, and a run needs its first suite only
 after it has imported Dagster, opened its instance and read the raw inventory. Started first (`start()`, which
-`python -m pipelines run` calls before anything else), the validator imports GX on the other core meanwhile; each
-suite is then one round trip of a small frame (a sample, a cube, totals) over a pipe, and a stage can store its
-output while GX validates. The run's process never imports GX or pandas. One validator per process, started on first use and closed at exit; if the parent dies, the
-validator reads end-of-file and exits.
+`python -m pipelines run` calls before anything else), the validator imports GX on the other core meanwhile. Each
+suite is then one round trip of a small frame (a sample, a cube, totals) over a pipe, and a stage stores its output
+while GX validates. The run's process never imports GX or pandas. One validator per process, started on first use
+and closed at exit; if the parent dies, the validator reads end-of-file and exits.
 """
 from __future__ import annotations
 

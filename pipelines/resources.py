@@ -36,6 +36,12 @@ class Settings(dg.ConfigurableResource):
 
     _reference: Reference | None = PrivateAttr(default=None)
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # a run's GX suites go to the validator process: started now, it loads GX while the first stages work
+        from expectations import validator
+
+        validator.start()
+
     def reference(self) -> Reference:
         if self._reference is None:
             self._reference = load_reference(self.seeds_dir or None, self.products_path or None, self.tier_scheme,
