@@ -25,10 +25,12 @@ demo: install fonts
 	@echo "raw data:  $(abspath $(DEMO_RAW))"
 	@echo "release:   $(abspath $(DEMO_RELEASE))"
 
-# The report's Chinese labels need a CJK font: install Debian's fonts-noto-cjk when none is found and apt is there.
+# The report's Chinese labels need a CJK font (the demo and the tests render the report): install Debian's
+# fonts-noto-cjk when none is found and apt is there.
 fonts:
 	@fc-list :lang=zh family 2>/dev/null | grep -q . || { \
 	  if command -v apt-get >/dev/null; then \
+	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq; \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-noto-cjk || \
 	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-wqy-microhei; \
 	  else echo "no CJK font found: install one (e.g. Noto Sans CJK) for the report's Chinese labels"; exit 1; fi; }
@@ -41,7 +43,7 @@ report-check: install
 	@test -f $(RELEASE)/report/index.html || $(MAKE) report RELEASE=$(RELEASE)
 	$(PY) scripts/report_check.py $(RELEASE)
 
-test: install
+test: install fonts
 	$(PY) -m pytest
 
 # Project vs DuckDB vs Dagster on BENCH_ROWS generated rows (reused from bench/data/); writes bench/results.json.

@@ -34,7 +34,7 @@ class _Validator:
                                         stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": path})
         self.owner = os.getpid()  # a forked child must not share these pipes
         self.lock = threading.Lock()
-        self.sent, self.received, self.replies, self.names = 0, 0, {}, {}
+        self.sent, self.received, self.replies = 0, 0, {}
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.process.poll() is None
@@ -49,7 +49,6 @@ class _Validator:
             except BrokenPipeError:
                 self._died()
             self.sent += 1
-            self.names[self.sent] = request[0]
             return self.sent
 
     def result(self, ticket: int):
@@ -61,11 +60,8 @@ class _Validator:
                     self._died()
                 self.received += 1
             status, value = self.replies.pop(ticket)
-            name = self.names.pop(ticket)
         if status == "error":
-            summary, trace = value
-            raise ValidatorError(f"Great Expectations failed on suite {name!r}: {summary}\n"
-                                 f"in the validator process:\n{trace}")
+            raise ValidatorError(value)
         return value
 
     def _died(self):
@@ -125,8 +121,8 @@ def submit(name: str, expectations: tuple, frame) -> Pending:
 
 
 def serve(requests, replies) -> None:
-    """The validator's loop: one (name, expectations, frame) request in, one ("ok", Outcome) or ("error",
-    (summary, traceback)) reply out, until end-of-file."""
+    """The validator's loop: one (name, expectations, frame) request in, one ("ok", Outcome) or ("error", message
+    naming the suite, then GX's traceback) reply out, until end-of-file."""
     from expectations.adapter import validate_here
 
     while True:
@@ -137,8 +133,9 @@ def serve(requests, replies) -> None:
         try:
             reply = ("ok", validate_here(*request))
         except Exception as exc:  # reported to the caller, which raises it in the stage that asked
-            reply = ("error", (f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
-                               traceback.format_exc()))
+            reply = ("error", f"Great Expectations failed on suite {request[0]!r}: {type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}\nin the validator process:\n"
+                              f"{traceback.format_exc()}")
         pickle.dump(reply, replies, protocol=pickle.HIGHEST_PROTOCOL)
         replies.flush()
 

@@ -51,14 +51,11 @@ def code_location():
 
 
 def preload() -> None:
-    """For a process that runs releases and then exits (`python -m pipelines run|rebase`, the benchmark): start
-    the Great Expectations validator first, so it loads GX on the other core meanwhile, then import the code
-    location with the cyclic garbage collector paused and freeze what it made. Those objects live as long as the
-    process; scanning them costs time at every full collection, and more at exit. (Not done for in-process
-    callers such as the tests, which go on after a run.)"""
-    from expectations import validator
-
-    validator.start()
+    """For a process that runs releases and then exits (`python -m pipelines run|rebase`, the benchmark, both of
+    which started the Great Expectations validator before importing Dagster): import the code location with the
+    cyclic garbage collector paused and freeze what it made. Those objects live as long as the process; scanning
+    them costs time at every full collection, and more at exit. (Not done for in-process callers such as the
+    tests, which go on after a run.)"""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -71,8 +68,8 @@ def preload() -> None:
 
 def materialise(out: Path, selection, settings: dict, tags: dict | None = None,
                 instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
-    """One in-process run of `selection` in the release's instance (opened here unless given: opening it costs
-    0.2-0.5 s, so a caller with several runs passes one)."""
+    """One in-process run of `selection` in the release's instance (opened here unless given: creating a new one
+    costs about 0.8 s, so a caller with several runs passes one)."""
     location = code_location()
     instance = instance or release_instance(out)
     try:
@@ -114,9 +111,8 @@ def _check_range(raw: str, inventory: pl.DataFrame, allow_empty: bool, base: str
 
 
 def _materialise_quarters(out_dir: Path, quarters: list[str], first: str, last: str, settings: dict,
-                          until: tuple[str, ...] = (), instance: dg.DagsterInstance | None = None) -> str:
+                          instance: dg.DagsterInstance, until: tuple[str, ...] = ()) -> str:
     """One run over the quarters first..last: every stage after the inventory, or only those `until` needs."""
-    instance = instance or release_instance(out_dir)
     instance.add_dynamic_partitions("quarter", [q for q in quarters if not instance.has_dynamic_partition("quarter", q)])
     stages = (dg.AssetSelection.assets(*until).upstream().required_multi_asset_neighbors() if until
               else dg.AssetSelection.all())
@@ -171,7 +167,7 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
             raise InputError(f"{raw}: new data for the base quarter {settings['base_period']}; the base is frozen, "
                              f"so recompute every period with: python -m pipelines rebase --to "
                              f"{settings['base_period']} --out {out_dir}")
-    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings, until, instance)
+    run_id = _materialise_quarters(out_dir, quarters, changed[0], changed[-1], settings, instance, until)
     return {"release": str(out_dir), "quarters": quarters, "recomputed": changed, "run_id": run_id}
 
 
@@ -184,7 +180,7 @@ def rebase_release(out: str, to: str) -> dict:
     kept = _kept_settings(out_dir)
     quarters = _check_range(str(out_dir), inventory, bool(kept.get("allow_empty_quarters")), to)
     settings = {**kept, "base_period": to, "revision_reason": "rebase"}
-    run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings)
+    run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings, release_instance(out_dir))
     return {"release": str(out_dir), "quarters": quarters, "recomputed": quarters, "run_id": run_id}
 
 
