@@ -16,6 +16,9 @@
    * `release`: the whole `python -m pipelines run` a user runs (also privacy, derived measures, publishing and
      the report), with each stage's seconds from the release's Dagster instance;
    * optionally `spark` (`--engines ...,spark`): the project with the Spark engine.
+   The engines run in turn, in `--repeat` rounds (default 3): this VM's speed drifts by 10-20 % between minutes
+   (a plain Python loop included), so one run of each would compare the drift as much as the engines. Each
+   engine's figures are its median run; every run's are kept, and each ratio is also given round by round.
 3. Asserts the indices agree (amount and value to 1e-9 relative, accounts exactly), prints wall time and peak RSS
    of each and their ratios, and writes `bench/results.json`.
 
@@ -477,48 +480,70 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
+def _median_run(runs: list[dict]) -> dict:
+    """An engine's repeated runs as one: the run with the median wall time (the lower of the two middle ones for an
+    even count), with the median peak RSS and every run's wall time and peak RSS under `runs`."""
+    chosen = dict(sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
+    rss = sorted(r["peak_rss_mb"] for r in runs)
+    chosen["peak_rss_mb"] = rss[(len(rss) - 1) // 2]
+    chosen["runs"] = [{"wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]} for r in runs]
+    return chosen
+
+
+def _run(engine: str, raw: Path, scratch: Path, threads: int | None) -> dict:
+    if engine in ("dagster", "release"):
+        result = run_dagster(raw, scratch, scope="release" if engine == "release" else "indices")
+    elif engine == "dagster-spark":
+        result = run_dagster(raw, scratch, "spark")
+    else:
+        return run_engine(engine, raw, scratch, threads)
+    result.update(step_seconds(result["release"]))  # read now: the next run replaces the release
+    return result
+
+
 def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "release", "duckdb"),
           keep: bool = False, results: Path | None = None, history: int = 0, threads: int | None = None,
-          data_dir: Path | None = None) -> dict:
+          data_dir: Path | None = None, repeat: int = 3) -> dict:
     import polars as pl
 
     raw = ensure_data(rows, seed, data_dir)
     scratch = Path(tempfile.mkdtemp(prefix="yunzhi-bench-", dir=BENCH_DIR / "data" if data_dir is None else data_dir))
     report = {"rows": rows, "seed": seed, "raw": str(raw), "data": data_info(raw),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-              "engines": {}}
+              "repeat": repeat, "engines": {}}
     try:
         import duckdb
         import polars
 
         report["versions"] = {"polars": polars.__version__, "duckdb": duckdb.__version__}
-        for engine in engines:
-            print(f"[bench] {engine} ...", flush=True)
-            warm_page_cache(raw)
-            if engine in ("dagster", "release"):
-                report["engines"][engine] = run_dagster(raw, scratch, scope="release" if engine == "release"
-                                                        else "indices")
-            elif engine == "dagster-spark":
-                report["engines"][engine] = run_dagster(raw, scratch, "spark")
-            else:
-                report["engines"][engine] = run_engine(engine, raw, scratch, threads)
-            e = report["engines"][engine]
-            print(f"[bench] {engine:<8} wall {e['wall_s']:8.2f} s   peak RSS {e['peak_rss_mb']:9.1f} MB", flush=True)
+        # rounds of every engine in turn: the machine's speed drifts by 10-20 % over minutes, and each round's
+        # engines share its drift; each engine is then its median run
+        runs = {engine: [] for engine in engines}
+        for round_ in range(1, repeat + 1):
+            for engine in engines:
+                print(f"[bench] {engine} ({round_}/{repeat}) ...", flush=True)
+                warm_page_cache(raw)
+                e = _run(engine, raw, scratch, threads)
+                runs[engine].append(e)
+                print(f"[bench] {engine:<8} wall {e['wall_s']:8.2f} s   peak RSS {e['peak_rss_mb']:9.1f} MB",
+                      flush=True)
+        report["engines"] = {engine: _median_run(done) for engine, done in runs.items()}
         got = report["engines"]
-        checks = {}
-        if "project" in got and "duckdb" in got:
+        checks, by_round = {}, {}
+        if "project" in got and "duckdb" in got:  # the outputs of the last round: every round computes the same
             checks["project_vs_duckdb"] = compare_indices(pl.read_parquet(scratch / "project" / "indices.parquet"),
                                                           pl.read_parquet(scratch / "duckdb" / "indices.parquet"))
             report["ratios"] = {"time_project_over_duckdb": _ratio(got["project"]["wall_s"], got["duckdb"]["wall_s"]),
                                 "rss_project_over_duckdb": _ratio(got["project"]["peak_rss_mb"],
                                                                   got["duckdb"]["peak_rss_mb"])}
+            by_round["time_project_over_duckdb"] = [_ratio(a["wall_s"], b["wall_s"])
+                                                    for a, b in zip(runs["project"], runs["duckdb"])]
         if "spark" in got and "duckdb" in got:
             checks["spark_vs_duckdb"] = compare_indices(pl.read_parquet(scratch / "spark" / "indices.parquet"),
                                                         pl.read_parquet(scratch / "duckdb" / "indices.parquet"))
         for engine in ("dagster", "release"):
             if engine not in got:
                 continue
-            got[engine].update(step_seconds(got[engine]["release"]))
             if "duckdb" in got:
                 state = Path(got[engine]["release"]) / "state" / "assets"
                 indices = pl.concat([pl.read_parquet(state / "quarterly_indices"),
@@ -529,7 +554,12 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "
                 ratios = report.setdefault("ratios", {})
                 ratios[f"{engine}_over_project"] = _ratio(got[engine]["wall_s"], got["project"]["wall_s"])
                 # the runs alone, without starting the process, importing and creating the release's instance
-                ratios[f"{engine}_runs_over_project"] = _ratio(sum(got[engine]["runs_s"]), got["project"]["wall_s"])
+                in_runs = sorted(sum(r["runs_s"]) for r in runs[engine])
+                ratios[f"{engine}_runs_over_project"] = _ratio(in_runs[(len(in_runs) - 1) // 2],
+                                                               got["project"]["wall_s"])
+                by_round[f"{engine}_over_project"] = [_ratio(a["wall_s"], b["wall_s"])
+                                                      for a, b in zip(runs[engine], runs["project"])]
+        report["ratios_by_round"] = by_round
         report["checks"] = checks
         if history:
             report["history"] = history_experiment(max(rows // 5, 10_000), history, seed, scratch)
@@ -540,7 +570,9 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "
         print(f"[bench] {name}: {check['cells_compared']} cells, {check['mismatches']} mismatches, "
               f"max rel diff {check['max_rel_diff_value']:.2e}")
     for name, value in report.get("ratios", {}).items():
-        print(f"[bench] {name}: {value}")
+        rounds = report["ratios_by_round"].get(name)
+        print(f"[bench] {name}: {value}" + (f"   (by round: {', '.join(map(str, rounds))})" if repeat > 1 and rounds
+                                             else ""))
     for h in report.get("history", []):
         print(f"[bench] new quarter with {h['history_quarters']:>2} quarters of history: "
               f"{h['wall_s']:.2f} s, {h['peak_rss_mb']:.0f} MB ({h['stages']})")
@@ -554,6 +586,12 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "
     return report
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
+    return int(text)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=20_000_000,
                    help="raw rows to generate or reuse (default 20,000,000)")
@@ -561,6 +599,8 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--engines", default="project,dagster,release,duckdb",
                    help="comma-separated: project, duckdb, dagster (the same work in Dagster), release (the whole "
                         "`pipelines run`), spark, dagster-spark (default the first four)")
+    p.add_argument("--repeat", type=_at_least_one, default=3, metavar="K",
+                   help="rounds of every engine in turn; each engine's figures are its median run (default 3)")
     p.add_argument("--history", type=int, default=0, metavar="K",
                    help="also time materialising one new quarter with 1, 2, 4 ... K quarters of history")
     p.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
@@ -572,7 +612,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_from_args(args: argparse.Namespace) -> int:
     bench(args.rows, args.seed, tuple(e.strip() for e in args.engines.split(",") if e.strip()), args.keep,
-          args.results, args.history, args.threads, args.data_dir)
+          args.results, args.history, args.threads, args.data_dir, args.repeat)
     return 0
 
 

@@ -3,13 +3,21 @@ from __future__ import annotations
 
 import json
 
-from pipelines.bench import bench, compare_indices
+import pytest
+
+from pipelines.bench import _median_run, bench, compare_indices
 from pipelines.cli import parser
 
 
-def test_bench_smoke(tmp_path):
+@pytest.fixture(scope="module")
+def bench_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")  # the generated rows are shared by this module's tests
+
+
+def test_bench_smoke(bench_dir):
+    tmp_path = bench_dir
     report = bench(50_000, seed=5, engines=("project", "duckdb", "dagster"), results=tmp_path / "results.json",
-                   data_dir=tmp_path)
+                   data_dir=tmp_path, repeat=1)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["checks"]["project_vs_duckdb"]["mismatches"] == 0
     assert saved["checks"]["dagster_vs_duckdb"]["mismatches"] == 0  # the same indices, materialised by Dagster
@@ -27,9 +35,29 @@ def test_bench_smoke(tmp_path):
     assert (tmp_path / "raw-50000-seed5" / "_bench.json").exists()  # reused by the next run
 
 
+def test_bench_rounds(bench_dir):
+    bench(50_000, seed=5, engines=("project",), results=bench_dir / "rounds.json", data_dir=bench_dir, repeat=2)
+    saved = json.loads((bench_dir / "rounds.json").read_text())
+    runs = saved["engines"]["project"]["runs"]  # two rounds: the engine is its faster run (the lower median)
+    assert saved["repeat"] == 2 and len(runs) == 2
+    assert saved["engines"]["project"]["wall_s"] == min(r["wall_s"] for r in runs)
+
+
+def test_an_engine_is_its_median_run():
+    runs = [{"wall_s": 3.0, "peak_rss_mb": 10.0, "stages": "c"}, {"wall_s": 1.0, "peak_rss_mb": 30.0, "stages": "a"},
+            {"wall_s": 2.0, "peak_rss_mb": 20.0, "stages": "b"}]
+    median = _median_run(runs)
+    assert (median["wall_s"], median["stages"], median["peak_rss_mb"]) == (2.0, "b", 20.0)
+    assert [r["wall_s"] for r in median["runs"]] == [3.0, 1.0, 2.0]  # every run kept, in the order they ran
+    assert _median_run(runs[:2])["wall_s"] == 1.0
+
+
 def test_bench_is_a_cli_command():
     args = parser().parse_args(["bench", "--rows", "1_000", "--engines", "project,duckdb"])
-    assert args.command == "bench" and args.rows == 1000
+    assert args.command == "bench" and args.rows == 1000 and args.repeat == 3
+    assert parser().parse_args(["bench", "--repeat", "1"]).repeat == 1
+    with pytest.raises(SystemExit):
+        parser().parse_args(["bench", "--repeat", "0"])
     assert parser().parse_args(["run", "--raw", "r", "--out", "o", "--engine", "spark"]).engine == "spark"
 
 
