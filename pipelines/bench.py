@@ -480,12 +480,17 @@ def _ratio(a: float, b: float) -> float | None:
     return round(a / b, 3) if b else None
 
 
+def _median(values: list):
+    """The median of `values`, the lower of the two middle ones for an even count (so it is one of them)."""
+    return sorted(values)[(len(values) - 1) // 2]
+
+
 def _median_run(runs: list[dict]) -> dict:
-    """An engine's repeated runs as one: the run with the median wall time (the lower of the two middle ones for an
-    even count), with the median peak RSS and every run's wall time and peak RSS under `runs`."""
-    chosen = dict(sorted(runs, key=lambda r: r["wall_s"])[(len(runs) - 1) // 2])
-    rss = sorted(r["peak_rss_mb"] for r in runs)
-    chosen["peak_rss_mb"] = rss[(len(rss) - 1) // 2]
+    """An engine's repeated runs as one: the run with the median wall time, with the median peak RSS and every
+    run's wall time and peak RSS under `runs`."""
+    wall = _median([r["wall_s"] for r in runs])
+    chosen = dict(next(r for r in runs if r["wall_s"] == wall))
+    chosen["peak_rss_mb"] = _median([r["peak_rss_mb"] for r in runs])
     chosen["runs"] = [{"wall_s": r["wall_s"], "peak_rss_mb": r["peak_rss_mb"]} for r in runs]
     return chosen
 
@@ -554,8 +559,7 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "
                 ratios = report.setdefault("ratios", {})
                 ratios[f"{engine}_over_project"] = _ratio(got[engine]["wall_s"], got["project"]["wall_s"])
                 # the runs alone, without starting the process, importing and creating the release's instance
-                in_runs = sorted(sum(r["runs_s"]) for r in runs[engine])
-                ratios[f"{engine}_runs_over_project"] = _ratio(in_runs[(len(in_runs) - 1) // 2],
+                ratios[f"{engine}_runs_over_project"] = _ratio(_median([sum(r["runs_s"]) for r in runs[engine]]),
                                                                got["project"]["wall_s"])
                 by_round[f"{engine}_over_project"] = [_ratio(a["wall_s"], b["wall_s"])
                                                       for a, b in zip(runs[engine], runs["project"])]
@@ -586,10 +590,12 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "
     return report
 
 
-def _at_least_one(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError("must be a whole number of at least 1")
-    return int(text)
+def positive_int(text: str) -> int:
+    """An argparse type: a positive integer, `_` allowed as a digit separator (also the CLI's `demo-data --rows`)."""
+    value = int(text.replace("_", ""))
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -599,7 +605,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--engines", default="project,dagster,release,duckdb",
                    help="comma-separated: project, duckdb, dagster (the same work in Dagster), release (the whole "
                         "`pipelines run`), spark, dagster-spark (default the first four)")
-    p.add_argument("--repeat", type=_at_least_one, default=3, metavar="K",
+    p.add_argument("--repeat", type=positive_int, default=3, metavar="K",
                    help="rounds of every engine in turn; each engine's figures are its median run (default 3)")
     p.add_argument("--history", type=int, default=0, metavar="K",
                    help="also time materialising one new quarter with 1, 2, 4 ... K quarters of history")

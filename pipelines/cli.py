@@ -184,14 +184,9 @@ def rebase_release(out: str, to: str) -> dict:
     return {"release": str(out_dir), "quarters": quarters, "recomputed": quarters, "run_id": run_id}
 
 
-def _positive(text: str) -> int:
-    value = int(text.replace("_", ""))
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return value
-
-
 def parser() -> argparse.ArgumentParser:
+    from pipelines.bench import add_arguments as bench_arguments, positive_int
+
     top = argparse.ArgumentParser(prog="python -m pipelines",
                                   description="Cloud-usage and AI indices (Tencent Research Institute method).")
     sub = top.add_subparsers(dest="command", required=True)
@@ -221,10 +216,8 @@ def parser() -> argparse.ArgumentParser:
                           description="Write deterministic raw usage for 2020Q1-2021Q1 as Parquet, hive-partitioned "
                                       "by quarter, calibrated to reproduce the source's published figures.")
     demo.add_argument("--out", required=True, help="directory to write (quarter=2020Q1/part-*.parquet ...)")
-    demo.add_argument("--rows", type=_positive, default=2_000_000, help="number of rows (default 2,000,000)")
+    demo.add_argument("--rows", type=positive_int, default=2_000_000, help="number of rows (default 2,000,000)")
     demo.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
-    from pipelines.bench import add_arguments as bench_arguments
-
     bench_arguments(sub.add_parser("bench", help="time the computation against DuckDB and Dagster's overhead",
                                    description="Generate (or reuse) N raw rows, then time the project's computation, "
                                                "DuckDB on the same work, and the Dagster run, each in its own "
