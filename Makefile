@@ -21,9 +21,9 @@ demo: install fonts
 	$(PY) -m pipelines demo-data --out $(DEMO_RAW) --rows $(ROWS)
 	rm -rf $(DEMO_RELEASE)
 	$(PY) -m pipelines run --raw $(DEMO_RAW) --out $(DEMO_RELEASE)
-	$(PY) -m pipelines report --out $(DEMO_RELEASE)
 	@echo "raw data:  $(abspath $(DEMO_RAW))"
 	@echo "release:   $(abspath $(DEMO_RELEASE))"
+	@echo "report:    $(abspath $(DEMO_RELEASE))/report/index.html"
 
 # The report's Chinese labels need a CJK font (the demo and the tests render the report): install Debian's
 # fonts-noto-cjk when none is found and apt is there.

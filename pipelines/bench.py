@@ -313,22 +313,42 @@ def one_quarter(raw: str, work: str) -> dict:
 
 # Every library any engine imports (Dagster's and GX's are thousands of files). After a run that took much memory,
 # this VM re-read them from disk: importing Dagster took 2.1 s instead of 0.6-0.9 s, and the engine that came
-# next paid for the disk where the other did not.
-WARM_IMPORTS = ("import duckdb, polars, pipelines.cli, pipelines.definitions, pipelines.report\n"
+# next paid for the disk where the other did not. A throwaway process imports them all once (7-8 s) and lists the
+# files it read (each module's compiled file, else its source; mapped shared libraries); later warm-ups read those files.
+WARM_IMPORTS = ("import json, sys\n"
+                "import duckdb, polars, pipelines.cli, pipelines.definitions, pipelines.report\n"
                 "from expectations.adapter import prepare_gx\n"
-                "prepare_gx()\n")
+                "prepare_gx()\n"
+                "import os\n"
+                "files = {c if c and os.path.exists(c) else f for m in list(sys.modules.values())\n"
+                "         for f, c in [(getattr(m, '__file__', None), getattr(m, '__cached__', None))] if f}\n"
+                "files |= {line.split()[5] for line in open('/proc/self/maps') if len(line.split()) == 6\n"
+                "          and line.split()[5].startswith('/')}\n"
+                "print(json.dumps(sorted(files)))\n")
+_library_files: list[str] = []
 
 
-def warm_page_cache(raw: Path) -> None:
-    """Write out what the engine before left dirty (DuckDB's spill files), then read every raw file once and import
-    every library in a throwaway process, so no engine pays for the disk where another did not."""
-    os.sync()
-    for path in sorted(raw.rglob("*")):
-        if path.is_file():
+def _read_through(paths) -> None:
+    for path in paths:
+        try:
             with open(path, "rb") as f:
                 while f.read(1 << 24):
                     pass
-    subprocess.run([sys.executable, "-c", WARM_IMPORTS], cwd=ROOT, check=True, capture_output=True)
+        except OSError:  # a file gone since it was listed (a module written to a temporary directory)
+            continue
+
+
+def warm_page_cache(raw: Path) -> None:
+    """Write out what the engine before left dirty (DuckDB's spill files), then read every raw file and every
+    library file once, so no engine pays for the disk where another did not."""
+    os.sync()
+    _read_through(sorted(p for p in raw.rglob("*") if p.is_file()))
+    if not _library_files:
+        done = subprocess.run([sys.executable, "-c", WARM_IMPORTS], cwd=ROOT, check=True, capture_output=True,
+                              text=True)
+        _library_files.extend(json.loads(done.stdout.strip().splitlines()[-1]))
+    else:
+        _read_through(_library_files)
 
 
 def run_child(args: list[str], env: dict | None = None) -> dict:

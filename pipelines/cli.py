@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -131,7 +132,8 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
     A new `out` gets a fresh release. An existing one is continued: files it already ingested are skipped by
     hash, the base stays frozen, and only the quarters with new data (and what depends on them) are recomputed;
     changed published values are logged in revisions.parquet. `until` (asset names) stops after the stages those
-    assets need (the benchmark times the indices alone this way; nothing is published then).
+    assets need: the benchmark times the indices alone this way (nothing is published then), and `--no-report`
+    publishes without drawing the report (until the published release).
     """
     out_dir = Path(out)
     previous = _stored(out_dir, "raw_inventory")
@@ -171,7 +173,7 @@ def run_release(raw: str, out: str, base: str | None = None, products: str | Non
     return {"release": str(out_dir), "quarters": quarters, "recomputed": changed, "run_id": run_id}
 
 
-def rebase_release(out: str, to: str) -> dict:
+def rebase_release(out: str, to: str, until: tuple[str, ...] = ()) -> dict:
     """Recompute every period of an existing release against a new base quarter; changes go to revisions."""
     out_dir = Path(out)
     inventory = _stored(out_dir, "raw_inventory")
@@ -180,7 +182,8 @@ def rebase_release(out: str, to: str) -> dict:
     kept = _kept_settings(out_dir)
     quarters = _check_range(str(out_dir), inventory, bool(kept.get("allow_empty_quarters")), to)
     settings = {**kept, "base_period": to, "revision_reason": "rebase"}
-    run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings, release_instance(out_dir))
+    run_id = _materialise_quarters(out_dir, quarters, quarters[0], quarters[-1], settings, release_instance(out_dir),
+                                   until)
     return {"release": str(out_dir), "quarters": quarters, "recomputed": quarters, "run_id": run_id}
 
 
@@ -212,6 +215,11 @@ def parser() -> argparse.ArgumentParser:
                                         "every changed value is logged in DIR/revisions.parquet.")
     rebase.add_argument("--to", required=True, help="the new base quarter, such as 2020Q2")
     rebase.add_argument("--out", required=True, help="the release directory to rebase")
+    for command in (run, rebase):
+        command.add_argument("--no-report", action="store_true",
+                             help="publish the Parquet files, quality.json and manifest.json without drawing "
+                                  "DIR/report/ (no CJK font needed; an earlier report, now out of date, is removed); "
+                                  "draw it later with `python -m pipelines report --out DIR`")
     demo = sub.add_parser("demo-data", help="write the default (calibrated) raw dataset",
                           description="Write deterministic raw usage for 2020Q1-2021Q1 as Parquet, hive-partitioned "
                                       "by quarter, calibrated to reproduce the source's published figures.")
@@ -229,6 +237,11 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _without_report(args: argparse.Namespace) -> tuple[str, ...]:
+    """`until` for run and rebase: every stage, or (--no-report) every stage the published release needs."""
+    return ("published_release",) if args.no_report else ()
+
+
 def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
     """The CLI; `exits_after` (python -m pipelines) says the process ends with the command, so it may `preload`,
     and freeze what the command made before the interpreter's last collection."""
@@ -239,17 +252,20 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
     try:
         if args.command == "run":
             summary = run_release(args.raw, args.out, args.base, args.products, tier_scheme=args.tiers,
-                                  allow_empty_quarters=args.allow_empty_quarters, engine=args.engine)
+                                  allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
+                                  until=_without_report(args))
             recomputed = summary["recomputed"]
             print(f"release {summary['release']}: {len(summary['quarters'])} quarters "
                   f"({summary['quarters'][0]}..{summary['quarters'][-1]}), "
                   f"{'recomputed ' + recomputed[0] + '..' + recomputed[-1] if recomputed else 'nothing new to ingest'}"
                   f" in {time.perf_counter() - started:.1f}s")
         elif args.command == "rebase":
-            summary = rebase_release(args.out, args.to)
+            summary = rebase_release(args.out, args.to, _without_report(args))
             print(f"release {summary['release']}: rebased to {args.to}, {len(summary['quarters'])} quarters "
                   f"recomputed in {time.perf_counter() - started:.1f}s")
-        elif args.command == "bench":
+        if args.command in ("run", "rebase") and args.no_report and summary["recomputed"]:
+            shutil.rmtree(Path(args.out) / "report", ignore_errors=True)  # it shows the figures before this run
+        if args.command == "bench":
             from pipelines.bench import run_from_args
 
             return run_from_args(args)

@@ -233,7 +233,8 @@ def equivalence(tmp_path_factory, seeds):
     root = tmp_path_factory.mktemp("equivalence")
     raw = root / "raw"
     rows = build_raw(raw)
-    procs = run_cli_many([["run", "--raw", raw, "--out", root / name, *spec["args"]] for name, spec in RUNS.items()])
+    procs = run_cli_many([["run", "--raw", raw, "--out", root / name, *spec["args"], "--no-report"]
+                          for name, spec in RUNS.items()])
     out = {}
     for (name, spec), proc in zip(RUNS.items(), procs):
         assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"

@@ -78,8 +78,10 @@ def test_partitions_are_quarters_on_the_release_instance(release):
 
 def test_rerun_is_byte_identical(fixture_raw, release, tmp_path):
     again = tmp_path / "again"
-    assert main(["run", "--raw", str(fixture_raw), "--out", str(again)]) == 0
-    assert (again / "indices.parquet").read_bytes() == (release / "indices.parquet").read_bytes()
+    assert main(["run", "--raw", str(fixture_raw), "--out", str(again), "--no-report"]) == 0
+    for name in ("indices.parquet", "derived.parquet"):
+        assert (again / name).read_bytes() == (release / name).read_bytes(), name
+    assert (release / "report" / "index.html").exists() and not (again / "report").exists()
 
 
 def test_whole_input_errors_name_file_and_column(tmp_path, capsys):

@@ -198,7 +198,7 @@ def test_rerun_gives_byte_identical_parquet(tmp_path):
     raw = tmp_path / "raw"
     ff.split_into_files(frame.slice(0, 3000), raw / "a", [1000], fmt="parquet")
     ff.split_into_files(frame.slice(3000), raw / "b", [1500], fmt="csv")
-    runs = run_cli_many([["run", "--raw", raw, "--out", tmp_path / f"rel{i}"] for i in (1, 2)])
+    runs = run_cli_many([["run", "--raw", raw, "--out", tmp_path / f"rel{i}", "--no-report"] for i in (1, 2)])
     for run in runs:
         assert run.returncode == 0, run.stderr[-2000:]
     published = sorted(p.name for p in (tmp_path / "rel1").glob("*.parquet"))

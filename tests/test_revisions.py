@@ -32,11 +32,19 @@ def deliveries(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def release(deliveries, tmp_path_factory) -> dict:
     out = tmp_path_factory.mktemp("rel") / "release"
-    snapshots = {}
-    for step in ("first", "later", "late_q3"):
-        assert main(["run", "--raw", str(deliveries[step]), "--out", str(out)]) == 0
+    snapshots, reports = {}, {}
+    for step in ("first", "later", "late_q3"):  # the first run draws the report; the later ones are --no-report
+        assert main(["run", "--raw", str(deliveries[step]), "--out", str(out),
+                     *(["--no-report"] if step != "first" else [])]) == 0
         snapshots[step] = pl.read_parquet(out / "indices.parquet")
-    return {"out": out, "snapshots": snapshots}
+        reports[step] = sorted(p.name for p in (out / "report").glob("*")) if (out / "report").exists() else []
+    return {"out": out, "snapshots": snapshots, "reports": reports}
+
+
+def test_no_report_publishes_without_drawing_and_removes_an_out_of_date_report(release):
+    assert "index.html" in release["reports"]["first"]
+    assert release["reports"]["later"] == release["reports"]["late_q3"] == []  # the first one showed old figures
+    assert (release["out"] / "indices.parquet").exists() and (release["out"] / "manifest.json").exists()
 
 
 def test_a_later_quarter_changes_no_earlier_one(release):
@@ -59,18 +67,18 @@ def test_late_data_recomputes_its_quarter_and_year_and_logs_revisions(release):
 
 
 def test_same_files_again_are_skipped(release, deliveries, capsys):
-    assert main(["run", "--raw", str(deliveries["first"]), "--out", str(release["out"])]) == 0
+    assert main(["run", "--raw", str(deliveries["first"]), "--out", str(release["out"]), "--no-report"]) == 0
     assert "nothing new" in capsys.readouterr().out
 
 
 def test_new_base_quarter_data_stops_with_the_rebase_command(release, deliveries, capsys):
-    assert main(["run", "--raw", str(deliveries["late_base"]), "--out", str(release["out"])]) == 2
+    assert main(["run", "--raw", str(deliveries["late_base"]), "--out", str(release["out"]), "--no-report"]) == 2
     err = capsys.readouterr().err
     assert "python -m pipelines rebase --to 2020Q1" in err and len(err.strip().splitlines()) == 1
 
 
 def test_rebase_recomputes_every_period_and_logs_it(release):
-    assert main(["rebase", "--to", "2020Q2", "--out", str(release["out"])]) == 0
+    assert main(["rebase", "--to", "2020Q2", "--out", str(release["out"]), "--no-report"]) == 0
     indices = pl.read_parquet(release["out"] / "indices.parquet")
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all")
                               & (pl.col("period") == "2020Q2"))
@@ -88,12 +96,12 @@ def test_a_file_overwritten_in_place_replaces_its_earlier_delivery(tmp_path):
     full.filter(pl.col("usage_date") < "2020-04-01").write_csv(raw / "base.csv")
     full.filter(pl.col("usage_date") >= "2020-04-01").write_csv(raw / "rest.csv")
     out = tmp_path / "release"
-    assert main(["run", "--raw", str(raw), "--out", str(out)]) == 0
+    assert main(["run", "--raw", str(raw), "--out", str(out), "--no-report"]) == 0
     corrected = full.filter(pl.col("usage_date") >= "2020-05-01")  # its April rows withdrawn
     corrected.with_columns(pl.lit("acct-corrected").alias("account_id")).write_csv(raw / "rest.csv")
-    assert main(["run", "--raw", str(raw), "--out", str(out)]) == 0
+    assert main(["run", "--raw", str(raw), "--out", str(out), "--no-report"]) == 0
     fresh = tmp_path / "fresh"
-    assert main(["run", "--raw", str(raw), "--out", str(fresh), "--base", "2020Q1"]) == 0
+    assert main(["run", "--raw", str(raw), "--out", str(fresh), "--base", "2020Q1", "--no-report"]) == 0
     inventory = pl.read_parquet(out / "state" / "assets" / "raw_inventory.parquet")
     assert inventory.filter(pl.col("source_file") == "rest.csv")["status"].to_list() == ["replaced", "ingested"]
     continued, again = (pl.read_parquet(d / "indices.parquet").sort(KEY) for d in (out, fresh))
