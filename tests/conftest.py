@@ -40,14 +40,24 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def demo_release(tmp_path_factory) -> Path:
-    """A release of the calibrated demo dataset (DEMO_ROWS rows), generated and published once per session."""
+def demo_release(tmp_path_factory, worker_id) -> Path:
+    """A release of the calibrated demo dataset (DEMO_ROWS rows), generated and published once per session: with
+    pytest-xdist, by the first worker that needs it, in the session's directory, under a lock the others wait on."""
+    import fcntl
+
     from pipelines.demo_data import write_demo_raw
 
-    root = tmp_path_factory.mktemp("demo")
-    write_demo_raw(root / "raw", rows=DEMO_ROWS, seed=DEMO_SEED)
-    done = run_cli(["run", "--raw", root / "raw", "--out", root / "release"], quiet_warnings=True)
-    assert done.returncode == 0, done.stderr[-2000:]
+    if worker_id == "master":
+        root = tmp_path_factory.mktemp("demo")
+    else:
+        root = tmp_path_factory.getbasetemp().parent / "demo"  # the parent is this session's, shared by its workers
+        root.mkdir(exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / "release" / "indices.parquet").exists():
+            write_demo_raw(root / "raw", rows=DEMO_ROWS, seed=DEMO_SEED)
+            done = run_cli(["run", "--raw", root / "raw", "--out", root / "release"], quiet_warnings=True)
+            assert done.returncode == 0, done.stderr[-2000:]
     return root / "release"
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import hashlib
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -251,32 +253,45 @@ def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.Da
     rows, seen = [], {}
     unchanged = {} if known is None or "mtime_ns" not in known.columns else {
         (r["path"], r["bytes"], r["mtime_ns"]): r for r in known.iter_rows(named=True)}
-    for path in list_raw_files(root):
-        stat = path.stat()
-        previous = unchanged.get((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
-        if previous is not None:
-            seen.setdefault(previous["sha256"], previous["source_file"])
-            rows.append(previous)
-            continue
-        if file_format(path) == "csv":
-            check_utf8(path)
-        lf, schema = scan_file(path)
-        check_columns(path, schema)
-        digest = content_hash(path)
-        name = str(path.relative_to(root)) if root.is_dir() else path.name
-        entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
-                 "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-                 "status": "duplicate" if digest in seen else "ingested",
-                 "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
-        if digest not in seen:
-            seen[digest] = name
-            entry.update(profile_file(path, lf, schema))
-        rows.append(entry)
+    files = [(path, path.stat()) for path in list_raw_files(root)]
+    known_as = {path: unchanged.get((str(path.resolve()), stat.st_size, stat.st_mtime_ns)) for path, stat in files}
+    new = [path for path, _ in files if known_as[path] is None]
+    # hashing releases the GIL: the new files are hashed on every core while the loop profiles them one by one
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(new), os.cpu_count() or 1)))
+    try:
+        digests = {path: pool.submit(content_hash, path) for path in new}
+        for path, stat in files:
+            previous = known_as[path]
+            if previous is not None:
+                seen.setdefault(previous["sha256"], previous["source_file"])
+                rows.append(previous)
+            else:
+                rows.append(_inventory_entry(root, path, stat, digests[path], seen))
+    finally:
+        pool.shutdown(cancel_futures=True)  # a bad file stops the inventory without hashing the rest
     return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
                                       "format": pl.String, "bytes": pl.Int64, "mtime_ns": pl.Int64,
                                       "status": pl.String, "rows": pl.Int64,
                                       "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
                                       "quarter_rows": pl.List(pl.Int64), "profile": pl.List(PROFILE_STRUCT)})
+
+
+def _inventory_entry(root: Path, path: Path, stat: os.stat_result, hashing: Future, seen: dict) -> dict:
+    """One new file's inventory row (checked, then profiled unless it is a copy of one `seen`)."""
+    if file_format(path) == "csv":
+        check_utf8(path)
+    lf, schema = scan_file(path)
+    check_columns(path, schema)
+    digest = hashing.result()
+    name = str(path.relative_to(root)) if root.is_dir() else path.name
+    entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
+             "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+             "status": "duplicate" if digest in seen else "ingested",
+             "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
+    if digest not in seen:
+        seen[digest] = name
+        entry.update(profile_file(path, lf, schema))
+    return entry
 
 
 def profile_file(path: Path, lf: pl.LazyFrame, schema: pl.Schema) -> dict:

@@ -226,9 +226,10 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
     quarantine = pl.DataFrame(schema={c: pl.Int64 if c == "source_row" else pl.String for c in QUARANTINE_COLUMNS})
     if suspects.height:
         ids = suspects["account_id"].drop_nulls().unique().implode()
-        again = rows.filter(pl.col("account_id").is_in(ids) | _blank(pl.col("account_id")))
+        # read once, then classified in memory: classifying reads its input once per spelling column
+        again = rows.filter(pl.col("account_id").is_in(ids) | _blank(pl.col("account_id"))).collect()
         # source_file is an enum in path order (read_raw), so this is input order
-        quarantine = _records(classify_rows(again, book).filter(pl.col("reason").is_not_null())
+        quarantine = _records(classify_rows(again.lazy(), book).filter(pl.col("reason").is_not_null())
                               .sort("source_file", "source_row")).collect()
     if (usage["_clean"] != usage["account_id"]).any():
         usage = (usage.with_columns(pl.col("_clean").alias("account_id"))
