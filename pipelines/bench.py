@@ -314,12 +314,11 @@ def one_quarter(raw: str, work: str) -> dict:
 # Every library any engine imports (Dagster's and GX's are thousands of files). After a run that took much memory,
 # this VM re-read them from disk: importing Dagster took 2.1 s instead of 0.6-0.9 s, and the engine that came
 # next paid for the disk where the other did not. A throwaway process imports them all once (7-8 s) and lists the
-# files it read (each module's compiled file, else its source; mapped shared libraries); later warm-ups read those files.
-WARM_IMPORTS = ("import json, sys\n"
+# files it read (each module's compiled file, else its source; mapped shared libraries); later warm-ups read them.
+WARM_IMPORTS = ("import json, os, sys\n"
                 "import duckdb, polars, pipelines.cli, pipelines.definitions, pipelines.report\n"
                 "from expectations.adapter import prepare_gx\n"
                 "prepare_gx()\n"
-                "import os\n"
                 "files = {c if c and os.path.exists(c) else f for m in list(sys.modules.values())\n"
                 "         for f, c in [(getattr(m, '__file__', None), getattr(m, '__cached__', None))] if f}\n"
                 "files |= {line.split()[5] for line in open('/proc/self/maps') if len(line.split()) == 6\n"
