@@ -618,7 +618,7 @@ def positive_int(text: str) -> int:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=20_000_000,
+    p.add_argument("--rows", type=positive_int, default=20_000_000,
                    help="raw rows to generate or reuse (default 20,000,000)")
     p.add_argument("--seed", type=int, default=2021, help="random seed of the generated data (default 2021)")
     p.add_argument("--engines", default="project,dagster,release,duckdb",

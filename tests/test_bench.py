@@ -15,10 +15,9 @@ def bench_dir(tmp_path_factory):
 
 
 def test_bench_smoke(bench_dir):
-    tmp_path = bench_dir
-    report = bench(50_000, seed=5, engines=("project", "duckdb", "dagster"), results=tmp_path / "results.json",
-                   data_dir=tmp_path, repeat=1)
-    saved = json.loads((tmp_path / "results.json").read_text())
+    report = bench(50_000, seed=5, engines=("project", "duckdb", "dagster"), results=bench_dir / "results.json",
+                   data_dir=bench_dir, repeat=1)
+    saved = json.loads((bench_dir / "results.json").read_text())
     assert saved["checks"]["project_vs_duckdb"]["mismatches"] == 0
     assert saved["checks"]["dagster_vs_duckdb"]["mismatches"] == 0  # the same indices, materialised by Dagster
     steps = saved["engines"]["dagster"]["steps_s"]
@@ -32,7 +31,7 @@ def test_bench_smoke(bench_dir):
     for engine in ("project", "duckdb"):
         assert report["engines"][engine]["wall_s"] > 0 and report["engines"][engine]["peak_rss_mb"] > 0
     assert set(report["ratios"]) >= {"time_project_over_duckdb", "rss_project_over_duckdb"}
-    assert (tmp_path / "raw-50000-seed5" / "_bench.json").exists()  # reused by the next run
+    assert (bench_dir / "raw-50000-seed5" / "_bench.json").exists()  # reused by the next run
 
 
 def test_bench_rounds(bench_dir):
