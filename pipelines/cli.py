@@ -19,14 +19,21 @@ from pipelines.progress import QUARTER_RANGE_TAGS, Progress
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
+# The CLI's runs leave their stdout and stderr on the terminal. Capturing them as compute logs started four processes
+# per run (two `tail -F` copying the captured output back to the terminal, up to a second late, and two Python
+# watchers); runs the UI launches keep the instance's capture.
+NO_CAPTURE = {"compute_logs": {"module": "dagster._core.storage.noop_compute_log_manager",
+                               "class": "NoOpComputeLogManager"}}
+
+
 def release_instance(out: Path) -> dg.DagsterInstance:
-    """The release's own Dagster instance (DIR/.dagster), so releases never mix runs."""
-    home = out / ".dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
-    return dg.DagsterInstance.from_config(str(home))
+    """The release's own Dagster instance (DIR/.dagster), so releases never mix runs, as the CLI runs in it."""
+    from dagster._core.instance.ref import InstanceRef
+
+    from pipelines.storage import write_instance_config
+
+    home = write_instance_config(Path(out) / ".dagster").parent
+    return dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home), overrides=NO_CAPTURE))
 
 
 def _input_error(exc: BaseException) -> InputError | None:

@@ -39,11 +39,9 @@ def ui_env(release: str | Path, base: dict | None = None) -> dict:
 
 
 def ensure_instance(release: Path) -> None:
-    home = release / ".dagster"
-    home.mkdir(parents=True, exist_ok=True)
-    config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    from pipelines.storage import write_instance_config  # imports Dagster's storage: only when the UI starts
+
+    write_instance_config(release / ".dagster")
 
 
 def dev_command(host: str = "127.0.0.1", port: int = 3000) -> list[str]:

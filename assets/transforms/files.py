@@ -40,15 +40,18 @@ def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path, c
     return path
 
 
-def write_json_atomic(data: dict, path: str | Path) -> Path:
+def write_text_atomic(text: str, path: str | Path) -> Path:
     path = Path(path)
     tmp = _tmp_beside(path)
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, ensure_ascii=False, indent=2, sort_keys=True, default=str)
-            f.write("\n")
+            f.write(text)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def write_json_atomic(data: dict, path: str | Path) -> Path:
+    return write_text_atomic(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=True, default=str) + "\n", path)

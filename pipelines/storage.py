@@ -1,0 +1,119 @@
+"""A release's Dagster instance storage: Dagster's SQLite storage, with each database's engine kept while it is used.
+
+Dagster's SQLite run and event-log storages create a SQLAlchemy engine for every statement (the event log also
+disposes of it after), so each of a release's ~180 events and ~50 partition lookups paid for a new engine, its
+dialect's first-connect queries and compiling its SQL again (the compiled-statement cache lives in the engine).
+These subclasses keep one engine per database file instead. Connections are still opened per use and closed after
+it (NullPool, as before), so another process on the same instance (the UI, its daemon) sees every commit. The
+files, their layout and schema are Dagster's own: an instance written by either storage is read by the other.
+"""
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+import sqlalchemy as sa
+from dagster._core.storage.base_storage import DagsterStorage
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
+from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
+from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite_storage import (
+    DagsterSqliteStorage,
+    _event_logs_directory,
+    _runs_directory,
+    _schedule_directory,
+)
+from sqlalchemy.pool import NullPool
+
+from assets.transforms.files import write_text_atomic
+
+KEPT_RUN_ENGINES = 8  # each run has a database of its own; a long-lived UI process reads many
+
+
+class ReleaseEventLogStorage(SqliteEventLogStorage):
+    """The SQLite event log (a database per run plus the index), with the index's and recent runs' engines kept."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
+        super().__init__(base_dir, inst_data=inst_data)
+
+    def _engine(self, shard: str) -> sa.Engine:
+        engine = self._engines.get(shard)
+        if engine is None:
+            engine = self._engines[shard] = sa.create_engine(
+                self.conn_string_for_shard(shard), poolclass=NullPool,
+                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
+            for old in runs[:-KEPT_RUN_ENGINES]:
+                self._engines.pop(old).dispose()
+        else:
+            self._engines.move_to_end(shard)
+        return engine
+
+    @contextmanager
+    def _connect(self, shard: str):
+        with self._db_lock:  # as SqliteEventLogStorage._connect, but the shard's engine is reused
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        with self._db_lock:
+            while self._engines:
+                self._engines.popitem()[1].dispose()
+
+
+class ReleaseRunStorage(SqliteRunStorage):
+    """The SQLite run storage (runs.db), its engine kept."""
+
+    @cached_property
+    def _engine(self) -> sa.Engine:
+        return sa.create_engine(self._conn_string, poolclass=NullPool)
+
+    @contextmanager
+    def connect(self):
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def dispose(self) -> None:
+        super().dispose()
+        if "_engine" in self.__dict__:
+            self.__dict__.pop("_engine").dispose()
+
+
+class ReleaseStorage(DagsterSqliteStorage):
+    """DagsterSqliteStorage (same directories under the instance's home) with the run and event-log storages
+    above. Named in each release's dagster.yaml, so the CLI, the UI and its daemon all use it."""
+
+    def __init__(self, base_dir: str, inst_data=None):
+        self.base_dir = base_dir
+        self._run_storage = ReleaseRunStorage.from_local(_runs_directory(base_dir))
+        self._event_log_storage = ReleaseEventLogStorage(_event_logs_directory(base_dir))
+        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._inst_data = inst_data
+        DagsterStorage.__init__(self)
+
+    @classmethod
+    def from_config_value(cls, inst_data, config_value) -> "ReleaseStorage":
+        return cls.from_local(inst_data=inst_data, **config_value)
+
+
+def write_instance_config(home: Path) -> Path:
+    """DIR/.dagster/dagster.yaml: no telemetry, and this storage. Its base_dir must be absolute, so it is rewritten
+    (when it differs) each time the instance is opened: a release that was moved still finds its own history."""
+    home = Path(home).resolve()
+    config = home / "dagster.yaml"
+    text = ("telemetry:\n  enabled: false\n"
+            "storage:\n  custom:\n    module: pipelines.storage\n    class: ReleaseStorage\n"
+            f"    config:\n      base_dir: {json.dumps(str(home))}\n")  # a JSON string is a YAML string
+    if not config.exists() or config.read_text(encoding="utf-8") != text:
+        write_text_atomic(text, config)
+    return config

@@ -1,0 +1,112 @@
+"""The release instance's storage: Dagster's SQLite files and layout, engines kept, history shared with plain Dagster."""
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from pipelines.cli import release_instance
+from pipelines.storage import KEPT_RUN_ENGINES, ReleaseEventLogStorage, ReleaseRunStorage
+
+
+@dg.asset
+def tiny() -> int:
+    return 1
+
+
+def _materialise(instance: dg.DagsterInstance) -> str:
+    return dg.materialize([tiny], instance=instance).run_id
+
+
+def _plain_instance(home: Path) -> dg.DagsterInstance:
+    """The same directory opened with Dagster's default SQLite storage (no storage in dagster.yaml)."""
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def test_a_release_instance_uses_the_release_storage_in_dagsters_own_layout(tmp_path):
+    instance = release_instance(tmp_path)
+    run_id = _materialise(instance)
+    assert isinstance(instance.run_storage, ReleaseRunStorage)
+    assert isinstance(instance.event_log_storage, ReleaseEventLogStorage)
+    home = tmp_path / ".dagster"
+    for name in ("history/runs.db", "history/runs/index.db", f"history/runs/{run_id}.db", "schedules/schedules.db"):
+        assert (home / name).is_file(), name
+    config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["telemetry"] == {"enabled": False}
+    assert config["storage"]["custom"] == {"module": "pipelines.storage", "class": "ReleaseStorage",
+                                           "config": {"base_dir": str(home.resolve())}}
+    instance.dispose()
+
+
+def test_the_cli_instance_leaves_output_on_the_terminal_and_the_ui_instance_captures_it(tmp_path):
+    from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+    from dagster._core.storage.noop_compute_log_manager import NoOpComputeLogManager
+
+    cli = release_instance(tmp_path)
+    assert isinstance(cli.compute_log_manager, NoOpComputeLogManager)
+    _materialise(cli)
+    assert not [p for p in (tmp_path / ".dagster").rglob("*") if "compute_logs" in p.parts]
+    ui = dg.DagsterInstance.from_config(str(tmp_path / ".dagster"))  # as `dagster dev` opens it (DAGSTER_HOME)
+    assert isinstance(ui.compute_log_manager, LocalComputeLogManager)
+    assert isinstance(ui.event_log_storage, ReleaseEventLogStorage)
+    cli.dispose()
+    ui.dispose()
+
+
+def test_history_written_by_either_storage_is_read_by_the_other(tmp_path):
+    ours = release_instance(tmp_path / "a")
+    first = _materialise(ours)
+    ours.dispose()
+    plain = _plain_instance(tmp_path / "a" / ".dagster")
+    assert not isinstance(plain.event_log_storage, ReleaseEventLogStorage)
+    assert [r.run_id for r in plain.get_runs()] == [first]
+    second = _materialise(plain)
+    plain.dispose()
+    again = release_instance(tmp_path / "a")  # a release made before this storage: its history is kept
+    assert [r.run_id for r in again.get_runs()] == [second, first]
+    assert again.get_latest_materialization_event(dg.AssetKey("tiny")).run_id == second
+    again.dispose()
+
+
+def test_another_instance_sees_each_commit_while_engines_are_kept(tmp_path):
+    writer = release_instance(tmp_path)
+    reader = release_instance(tmp_path)  # as the UI's process does, beside the CLI's
+    for _ in range(3):
+        run_id = _materialise(writer)
+        assert reader.get_latest_materialization_event(dg.AssetKey("tiny")).run_id == run_id
+        assert reader.get_run_by_id(run_id).is_success
+    writer.dispose()
+    reader.dispose()
+
+
+def test_the_index_engine_and_only_the_latest_run_engines_are_kept(tmp_path):
+    storage = ReleaseEventLogStorage(str(tmp_path / "runs"))
+    with storage.index_connection():
+        pass
+    index_engine = storage._engines["index"]
+    shards = [f"run-{i}" for i in range(KEPT_RUN_ENGINES + 3)]
+    for shard in shards:
+        with storage.run_connection(shard):
+            pass
+        with storage.index_connection():
+            pass
+    assert list(storage._engines) == [*shards[-KEPT_RUN_ENGINES:], "index"]
+    assert storage._engines["index"] is index_engine
+    with storage.run_connection(shards[-KEPT_RUN_ENGINES]) as conn:  # a kept shard is reused, and is now the newest
+        assert conn.engine is storage._engines[shards[-KEPT_RUN_ENGINES]]
+    assert list(storage._engines)[-1] == shards[-KEPT_RUN_ENGINES]
+    storage.dispose()
+    assert not storage._engines
+
+
+def test_a_moved_release_finds_its_own_history(tmp_path):
+    instance = release_instance(tmp_path / "before")
+    run_id = _materialise(instance)
+    instance.dispose()
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    moved = release_instance(tmp_path / "after")
+    assert [r.run_id for r in moved.get_runs()] == [run_id]
+    config = yaml.safe_load((tmp_path / "after" / ".dagster" / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["storage"]["custom"]["config"]["base_dir"] == str((tmp_path / "after" / ".dagster").resolve())
+    moved.dispose()
