@@ -9,7 +9,6 @@ files, their layout and schema are Dagster's own: an instance written by either 
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from contextlib import contextmanager
 from functools import cached_property
@@ -28,8 +27,6 @@ from dagster._core.storage.sqlite_storage import (
     _schedule_directory,
 )
 from sqlalchemy.pool import NullPool
-
-from assets.transforms.files import write_text_atomic
 
 KEPT_RUN_ENGINES = 8  # each run has a database of its own; a long-lived UI process reads many
 
@@ -103,17 +100,29 @@ class ReleaseStorage(DagsterSqliteStorage):
 
     @classmethod
     def from_config_value(cls, inst_data, config_value) -> "ReleaseStorage":
+        # a copied or moved release opened without the CLI or `make ui` (which rewrite base_dir) must not read, or
+        # quietly create, another directory's history
+        if not (Path(config_value["base_dir"]) / "dagster.yaml").exists():
+            raise FileNotFoundError(f"{config_value['base_dir']}: no Dagster instance there; this release was moved "
+                                    "or copied: open it once with `python -m pipelines run|rebase` or "
+                                    "`make ui RELEASE=DIR`, which point its dagster.yaml at its own directory")
         return cls.from_local(inst_data=inst_data, **config_value)
 
 
 def write_instance_config(home: Path) -> Path:
-    """DIR/.dagster/dagster.yaml: no telemetry, and this storage. Its base_dir must be absolute, so it is rewritten
-    (when it differs) each time the instance is opened: a release that was moved still finds its own history."""
+    """DIR/.dagster/dagster.yaml names this storage, with no telemetry unless the file says otherwise; other settings
+    in it are kept. Its base_dir must be absolute, so it is rewritten when it differs each time the CLI or `make ui`
+    opens the instance: a release that was moved still finds its own history."""
+    import yaml
+
+    from assets.transforms.files import write_text_atomic
+
     home = Path(home).resolve()
     config = home / "dagster.yaml"
-    text = ("telemetry:\n  enabled: false\n"
-            "storage:\n  custom:\n    module: pipelines.storage\n    class: ReleaseStorage\n"
-            f"    config:\n      base_dir: {json.dumps(str(home))}\n")  # a JSON string is a YAML string
-    if not config.exists() or config.read_text(encoding="utf-8") != text:
-        write_text_atomic(text, config)
+    before = (yaml.safe_load(config.read_text(encoding="utf-8")) if config.exists() else None) or {}
+    after = {"telemetry": {"enabled": False}, **before,
+             "storage": {"custom": {"module": __name__, "class": ReleaseStorage.__name__,
+                                    "config": {"base_dir": str(home)}}}}
+    if after != before:
+        write_text_atomic(yaml.safe_dump(after, sort_keys=False, allow_unicode=True), config)
     return config

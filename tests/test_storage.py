@@ -3,6 +3,7 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import pytest
 import yaml
 
 from pipelines.cli import release_instance
@@ -110,3 +111,32 @@ def test_a_moved_release_finds_its_own_history(tmp_path):
     config = yaml.safe_load((tmp_path / "after" / ".dagster" / "dagster.yaml").read_text(encoding="utf-8"))
     assert config["storage"]["custom"]["config"]["base_dir"] == str((tmp_path / "after" / ".dagster").resolve())
     moved.dispose()
+
+
+def test_the_config_keeps_other_settings_and_any_path(tmp_path):
+    release = tmp_path / "年报 'q1' 😀 #1"
+    home = release / ".dagster"
+    home.mkdir(parents=True)
+    (home / "dagster.yaml").write_text("run_retries:\n  enabled: true\ntelemetry:\n  enabled: true\n", encoding="utf-8")
+    instance = release_instance(release)
+    config = yaml.safe_load((home / "dagster.yaml").read_text(encoding="utf-8"))
+    assert config["run_retries"] == {"enabled": True} and config["telemetry"] == {"enabled": True}
+    assert config["storage"]["custom"]["config"]["base_dir"] == str(home.resolve())
+    run_id = _materialise(instance)
+    again = dg.DagsterInstance.from_ref(instance.get_ref())  # as a run worker opens it
+    assert [r.run_id for r in again.get_runs()] == [run_id]
+    for _ in range(2):  # runs.db: one engine, kept
+        with instance.run_storage.connect() as conn:
+            assert conn.engine is instance.run_storage._engine
+    instance.dispose()
+    again.dispose()
+
+
+def test_a_moved_release_opened_by_plain_dagster_says_so_instead_of_making_an_empty_history(tmp_path):
+    instance = release_instance(tmp_path / "before")
+    _materialise(instance)
+    instance.dispose()
+    shutil.move(tmp_path / "before", tmp_path / "after")
+    with pytest.raises(FileNotFoundError, match="moved or copied"):
+        dg.DagsterInstance.from_config(str(tmp_path / "after" / ".dagster"))  # dagster dev with DAGSTER_HOME
+    assert not (tmp_path / "before").exists()
