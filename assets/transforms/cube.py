@@ -32,7 +32,7 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
     """Sum, distinct active accounts and the largest account's amount per metric x geo entity x industry.
 
     One geo level at a time (its industries, then `all`), so the per-account working set is one level's, not
-    every level's at once; the cell (metric x entity x industry) is one integer key beside the account id.
+    every level's at once; the cell (metric x entity x industry) and the account are one integer key.
     """
     members = geo_membership(ref)
     geos = members.select("geo_code").unique(maintain_order=True).with_row_index("g")
@@ -47,13 +47,17 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
     n_ind = industries.height
     labels = metrics.join(industries, how="cross").select(
         ((pl.col("m").cast(pl.UInt32) * n_ind) + pl.col("i")).alias("mi"), "metric", "industry")
-    # the account-level rows with small integer codes in place of metric, industry and geo_code
+    # the account-level rows with small integer codes in place of metric, industry, geo_code and account_id (the
+    # number of the account's first row: exact, and far cheaper to hash than its text in the group-bys below)
     usage = (lf.join(labels.lazy(), on=["metric", "industry"]).join(geos.lazy(), on="geo_code")
-             .select("mi", "g", "account_id", "amount").collect(engine="streaming"))
+             .select("mi", "g", "account_id", "amount").collect(engine="streaming")
+             .with_row_index("a")
+             .select("mi", "g", pl.col("a").min().over("account_id"), pl.len().over("account_id").alias("rows"),
+                     "amount"))
     # an account on one row of `usage` (in one city, metric and industry: most of them) is its own sum in every
     # cell it reaches, so only the others are summed per cell x account; `all` is industry 0 of each metric
-    single = usage.get_column("account_id").is_unique()
-    singles, multis = usage.filter(single).drop("account_id"), usage.filter(~single)
+    single = usage.get_column("rows") == 1
+    singles, multis = usage.filter(single).drop("a", "rows"), usage.filter(~single).drop("rows")
     n_cells = labels.height
     parts = []
     for (level,), level_members in members.partition_by("geo_level", as_dict=True, maintain_order=True).items():
@@ -67,8 +71,12 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
 
         single_rows, multi_rows = cells(singles), cells(multis)
         for key in ("cell", "cell_all"):
-            summed = (multi_rows.lazy().group_by(pl.col(key).alias("cell"), "account_id").agg(pl.col("amount").sum())
-                      .select("cell", pl.col("amount").cast(usage.schema["amount"])).collect())
+            # cell x account as one key: the cell in the high 32 bits, the account in the low
+            summed = (multi_rows.lazy().group_by((pl.col(key).cast(pl.UInt64) * 2**32 + pl.col("a")).alias("key"))
+                      .agg(pl.col("amount").sum())
+                      .select((pl.col("key") // 2**32).cast(pl.UInt32).alias("cell"),
+                              pl.col("amount").cast(usage.schema["amount"]))
+                      .collect())
             per_cell = (pl.concat([single_rows.select(pl.col(key).alias("cell"), "amount"), summed]).lazy()
                         .group_by("cell")
                         .agg(pl.col("amount").sum().cast(pl.Float64),
