@@ -3,13 +3,20 @@
 Dagster's SQLite run and event-log storages create a SQLAlchemy engine for every statement (the event log also
 disposes of it after), so each of a release's ~180 events and ~50 partition lookups paid for a new engine, its
 dialect's first-connect queries and compiling its SQL again (the compiled-statement cache lives in the engine).
-These subclasses keep one engine per database file instead. Connections are still opened per use and closed after
-it (NullPool, as before), so another process on the same instance (the UI, its daemon) sees every commit. The
-files, their layout and schema are Dagster's own: an instance written by either storage is read by the other.
+These subclasses keep one engine per database file instead.
+
+Dagster also opened and closed a connection for every statement. Closing the last connection to a database in WAL
+mode (Dagster's) checkpoints it: the log is copied into the database file, both are synced and the log is
+removed, a few file syncs per event. The index and the run list (`runs.db`) now keep their connections open
+between uses (a pool; returned connections are rolled back, so they hold no snapshot or lock, and another process
+on the instance, the UI or its daemon, sees every commit). A run's own database still closes its connection after
+each use: the UI follows a running run by watching that file change, which in WAL mode it does at the checkpoint.
+The files, their layout and schema are Dagster's own: an instance written by either storage is read by the other.
 """
 from __future__ import annotations
 
 from collections import OrderedDict
+import os
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -31,8 +38,27 @@ from sqlalchemy.pool import NullPool
 KEPT_RUN_ENGINES = 8  # each run has a database of its own; a long-lived UI process reads many
 
 
+def sqlite_engine(url: str, keep_connections: bool, **connect_args) -> sa.Engine:
+    """An engine on one SQLite file: its connections kept open between uses (SQLAlchemy's pool for files) or
+    closed after each (NullPool, Dagster's choice). A kept connection is never used by another process: one
+    inherited through fork is dropped, not shared (SQLite forbids using a connection across fork)."""
+    engine = sa.create_engine(url, poolclass=None if keep_connections else NullPool, connect_args=connect_args)
+    if keep_connections:
+        @sa.event.listens_for(engine, "connect")
+        def _opened(dbapi_connection, record):
+            record.info["pid"] = os.getpid()
+
+        @sa.event.listens_for(engine, "checkout")
+        def _check_process(dbapi_connection, record, proxy):
+            if record.info["pid"] != os.getpid():
+                record.dbapi_connection = proxy.dbapi_connection = None  # not closed: it is the parent's
+                raise sa.exc.DisconnectionError("connection opened in another process")
+    return engine
+
+
 class ReleaseEventLogStorage(SqliteEventLogStorage):
-    """The SQLite event log (a database per run plus the index), with the index's and recent runs' engines kept."""
+    """The SQLite event log (a database per run plus the index), with the index's and recent runs' engines kept,
+    and the index's connection."""
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
@@ -41,9 +67,9 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
     def _engine(self, shard: str) -> sa.Engine:
         engine = self._engines.get(shard)
         if engine is None:
-            engine = self._engines[shard] = sa.create_engine(
-                self.conn_string_for_shard(shard), poolclass=NullPool,
-                connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS})
+            engine = self._engines[shard] = sqlite_engine(  # a run's database: see the module's docstring
+                self.conn_string_for_shard(shard), keep_connections=shard == INDEX_SHARD_NAME,
+                timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
             runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
             for old in runs[:-KEPT_RUN_ENGINES]:
                 self._engines.pop(old).dispose()
@@ -69,11 +95,11 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
 
 
 class ReleaseRunStorage(SqliteRunStorage):
-    """The SQLite run storage (runs.db), its engine kept."""
+    """The SQLite run storage (runs.db), its engine and connection kept."""
 
     @cached_property
     def _engine(self) -> sa.Engine:
-        return sa.create_engine(self._conn_string, poolclass=NullPool)
+        return sqlite_engine(self._conn_string, keep_connections=True)
 
     @contextmanager
     def connect(self):

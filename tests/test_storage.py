@@ -4,6 +4,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from pipelines.cli import release_instance
@@ -140,3 +141,55 @@ def test_a_moved_release_opened_by_plain_dagster_says_so_instead_of_making_an_em
     with pytest.raises(FileNotFoundError, match="moved or copied"):
         dg.DagsterInstance.from_config(str(tmp_path / "after" / ".dagster"))  # dagster dev with DAGSTER_HOME
     assert not (tmp_path / "before").exists()
+
+
+def _dbapi(conn):
+    return conn.connection.dbapi_connection
+
+
+def _connections_opened(engine, use) -> int:
+    opened = []
+    sa.event.listen(engine, "connect", lambda *args: opened.append(1))
+    for _ in range(3):
+        with use():
+            pass
+    return len(opened)
+
+
+def test_the_index_and_run_list_keep_their_connections_and_a_run_database_closes_its_own(tmp_path):
+    instance = release_instance(tmp_path)
+    run_id = _materialise(instance)
+    storage = instance.event_log_storage
+    assert _connections_opened(storage._engines["index"], storage.index_connection) == 0
+    assert _connections_opened(instance.run_storage._engine, instance.run_storage.connect) == 0
+    assert _connections_opened(storage._engines[run_id], lambda: storage.run_connection(run_id)) == 3
+    # the UI follows a running run by its database file changing: with WAL that is the checkpoint at the last close
+    runs = tmp_path / ".dagster" / "history" / "runs"
+    assert (runs / "index.db-wal").exists()
+    assert not (runs / f"{run_id}.db-wal").exists()
+    before = (runs / f"{run_id}.db").stat().st_mtime_ns
+    storage.store_event(next(iter(instance.all_logs(run_id))))
+    assert (runs / f"{run_id}.db").stat().st_mtime_ns != before
+    instance.dispose()
+
+
+def test_a_forked_process_opens_its_own_connection_and_leaves_the_parents_alone(tmp_path):
+    import os
+
+    instance = release_instance(tmp_path)
+    run_id = _materialise(instance)
+    with instance.event_log_storage.index_connection() as conn:
+        parent = _dbapi(conn)
+    pid = os.fork()
+    if pid == 0:  # the child: reads through the same storage object, on a connection of its own
+        try:
+            with instance.event_log_storage.index_connection() as conn:
+                ok = _dbapi(conn) is not parent
+            ok = ok and instance.get_latest_materialization_event(dg.AssetKey("tiny")).run_id == run_id
+        finally:
+            os._exit(0 if ok else 1)
+    assert os.waitpid(pid, 0)[1] == 0
+    with instance.event_log_storage.index_connection() as conn:
+        assert _dbapi(conn) is parent
+    assert instance.get_latest_materialization_event(dg.AssetKey("tiny")).run_id == run_id
+    instance.dispose()
