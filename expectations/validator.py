@@ -13,6 +13,7 @@ import atexit
 import gc
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -35,19 +36,28 @@ class _Validator:
         self.owner = os.getpid()  # a forked child must not share these pipes
         self.lock = threading.Lock()
         self.sent, self.received, self.replies = 0, 0, {}
+        # requests are written by a thread of their own: a frame larger than the pipe's buffer would otherwise hold
+        # the stage until the validator, busy with an earlier suite or with importing GX, reads it
+        self.outbox: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self.writer = threading.Thread(target=self._write, name="gx-validator-writer", daemon=True)
+        self.writer.start()
 
     def alive(self) -> bool:
         return self.owner == os.getpid() and self.process.poll() is None
 
-    def submit(self, request: tuple) -> int:
-        """Send a request; its reply is read by `result(ticket)`, so the caller works on meanwhile."""
-        message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)  # before writing: no half-sent requests
-        with self.lock:
+    def _write(self) -> None:
+        while (message := self.outbox.get()) is not None:
             try:
                 self.process.stdin.write(message)
                 self.process.stdin.flush()
-            except BrokenPipeError:
-                self._died()
+            except (BrokenPipeError, ValueError):  # it died (`result` reads end-of-file and says so) or was closed
+                return
+
+    def submit(self, request: tuple) -> int:
+        """Send a request; its reply is read by `result(ticket)`, so the caller works on meanwhile."""
+        message = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)  # whole, before sending: no half requests
+        with self.lock:
+            self.outbox.put(message)
             self.sent += 1
             return self.sent
 
@@ -74,6 +84,8 @@ class _Validator:
             return
         if not self.sent:  # never used (a run that stopped early): do not wait for GX to finish loading
             self.process.kill()
+        self.outbox.put(None)  # the requests still queued are sent first
+        self.writer.join(timeout=10)
         try:
             self.process.stdin.close()  # end-of-file: the validator exits at once
         except BrokenPipeError:  # it had died already
@@ -146,6 +158,9 @@ def _main() -> None:
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
     from expectations.adapter import prepare_gx
 
+    # GX imports pyspark when it is installed (the Spark engine's extra) for Spark datasources, which validating
+    # pandas frames never uses; it takes pyspark's absence in its stride
+    sys.modules.setdefault("pyspark", None)
     # GX's ~400k objects live as long as the process: import them with the collector paused, then freeze them
     gc.disable()
     prepare_gx()

@@ -90,3 +90,24 @@ def test_a_validator_that_died_is_reported_and_replaced():
         dead.result(dead.submit(("cube_test", USAGE_CUBE, _cube())))
     assert run_suite("cube_test", USAGE_CUBE, _cube()).passed  # the next caller gets a new validator
     assert validator.start() is not dead
+
+
+def test_a_frame_larger_than_the_pipe_is_handed_over_while_the_validator_is_busy():
+    import os
+    import signal
+    import threading
+
+    busy = validator.start()
+    run_suite("cube_test", USAGE_CUBE, _cube())  # GX loaded
+    os.kill(busy.process.pid, signal.SIGSTOP)  # busy: it reads nothing
+    try:
+        big = pl.concat([_cube()] * 200_000)  # several MB pickled; a pipe holds 64 KB
+        pending = []
+        sender = threading.Thread(target=lambda: pending.append(submit_suite("cube_test", USAGE_CUBE, big)))
+        sender.start()
+        sender.join(timeout=30)
+        assert not sender.is_alive(), "submit waited for the validator"
+    finally:
+        os.kill(busy.process.pid, signal.SIGCONT)
+    outcome = pending[0].result()
+    assert outcome.metadata["rows"] == 400_000 and not outcome.passed  # the same cells repeat: keys not unique
