@@ -15,8 +15,8 @@ The files, their layout and schema are Dagster's own: an instance written by eit
 """
 from __future__ import annotations
 
-from collections import OrderedDict
 import os
+from collections import OrderedDict
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
@@ -67,7 +67,8 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
     def _engine(self, shard: str) -> sa.Engine:
         engine = self._engines.get(shard)
         if engine is None:
-            engine = self._engines[shard] = sqlite_engine(  # a run's database: see the module's docstring
+            # only the index keeps its connections: the UI watches a run's database change (module docstring)
+            engine = self._engines[shard] = sqlite_engine(
                 self.conn_string_for_shard(shard), keep_connections=shard == INDEX_SHARD_NAME,
                 timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
             runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
