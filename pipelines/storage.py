@@ -7,10 +7,11 @@ These subclasses keep one engine per database file instead.
 
 Dagster also opened and closed a connection for every statement. Closing the last connection to a database in WAL
 mode (Dagster's) checkpoints it: the log is copied into the database file, both are synced and the log is
-removed, a few file syncs per event. The index and the run list (`runs.db`) now keep their connections open
-between uses (a pool; returned connections are rolled back, so they hold no snapshot or lock, and another process
-on the instance, the UI or its daemon, sees every commit). A run's own database still closes its connection after
-each use: the UI follows a running run by watching that file change, which in WAL mode it does at the checkpoint.
+removed, a few file syncs per event. Each database now keeps its connection open between uses (a pool; returned
+connections are rolled back, so they hold no snapshot or lock, and another process on the instance, the UI or its
+daemon, sees every commit). The UI follows a running run by watching its database file change (Dagster's watcher
+matches that one path), which in WAL mode happened only at those checkpoints: so a transaction that wrote to a
+run's database touches the file, a change of its time the watcher reports, without a sync.
 The files, their layout and schema are Dagster's own: an instance written by either storage is read by the other.
 """
 from __future__ import annotations
@@ -33,32 +34,31 @@ from dagster._core.storage.sqlite_storage import (
     _runs_directory,
     _schedule_directory,
 )
-from sqlalchemy.pool import NullPool
 
 KEPT_RUN_ENGINES = 8  # each run has a database of its own; a long-lived UI process reads many
 
 
-def sqlite_engine(url: str, keep_connections: bool, **connect_args) -> sa.Engine:
-    """An engine on one SQLite file: its connections kept open between uses (SQLAlchemy's pool for files) or
-    closed after each (NullPool, Dagster's choice). A kept connection is never used by another process: one
-    inherited through fork is dropped, not shared (SQLite forbids using a connection across fork)."""
-    engine = sa.create_engine(url, poolclass=None if keep_connections else NullPool, connect_args=connect_args)
-    if keep_connections:
-        @sa.event.listens_for(engine, "connect")
-        def _opened(dbapi_connection, record):
-            record.info["pid"] = os.getpid()
+def sqlite_engine(url: str, **connect_args) -> sa.Engine:
+    """An engine on one SQLite file whose connections are kept open between uses (SQLAlchemy's pool for files).
+    A kept connection is never used by another process: one inherited through fork is dropped, not shared
+    (SQLite forbids using a connection across fork)."""
+    engine = sa.create_engine(url, connect_args=connect_args)
 
-        @sa.event.listens_for(engine, "checkout")
-        def _check_process(dbapi_connection, record, proxy):
-            if record.info["pid"] != os.getpid():
-                record.dbapi_connection = proxy.dbapi_connection = None  # not closed: it is the parent's
-                raise sa.exc.DisconnectionError("connection opened in another process")
+    @sa.event.listens_for(engine, "connect")
+    def _opened(dbapi_connection, record):
+        record.info["pid"] = os.getpid()
+
+    @sa.event.listens_for(engine, "checkout")
+    def _check_process(dbapi_connection, record, proxy):
+        if record.info["pid"] != os.getpid():
+            record.dbapi_connection = proxy.dbapi_connection = None  # not closed: it is the parent's
+            raise sa.exc.DisconnectionError("connection opened in another process")
     return engine
 
 
 class ReleaseEventLogStorage(SqliteEventLogStorage):
-    """The SQLite event log (a database per run plus the index), with the index's and recent runs' engines kept,
-    and the index's connection."""
+    """The SQLite event log (a database per run plus the index), the engines and connections of the index and of
+    recent runs kept; a transaction that wrote to a run's database touches its file, for the UI's watcher."""
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
@@ -67,10 +67,8 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
     def _engine(self, shard: str) -> sa.Engine:
         engine = self._engines.get(shard)
         if engine is None:
-            # only the index keeps its connections: the UI watches a run's database change (module docstring)
-            engine = self._engines[shard] = sqlite_engine(
-                self.conn_string_for_shard(shard), keep_connections=shard == INDEX_SHARD_NAME,
-                timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
+            engine = self._engines[shard] = sqlite_engine(self.conn_string_for_shard(shard),
+                                                          timeout=SQLITE_BUSY_TIMEOUT_SECONDS)
             runs = [s for s in self._engines if s != INDEX_SHARD_NAME]
             for old in runs[:-KEPT_RUN_ENGINES]:
                 self._engines.pop(old).dispose()
@@ -85,8 +83,19 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
             if shard not in self._initialized_dbs:
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
-            with engine.connect() as conn, conn.begin():
-                yield conn
+            with engine.connect() as conn:
+                changes = conn.connection.dbapi_connection.total_changes
+                with conn.begin():
+                    yield conn
+                # the UI's watcher follows a run by its database file, which a commit in WAL mode leaves untouched
+                if shard != INDEX_SHARD_NAME and conn.connection.dbapi_connection.total_changes != changes:
+                    os.utime(self.path_for_shard(shard))
+
+    def wipe(self) -> None:
+        with self._db_lock:  # Dagster deletes the run databases: their kept connections are closed first
+            for shard in [s for s in self._engines if s != INDEX_SHARD_NAME]:
+                self._engines.pop(shard).dispose()
+        super().wipe()
 
     def dispose(self) -> None:
         super().dispose()
@@ -100,7 +109,7 @@ class ReleaseRunStorage(SqliteRunStorage):
 
     @cached_property
     def _engine(self) -> sa.Engine:
-        return sqlite_engine(self._conn_string, keep_connections=True)
+        return sqlite_engine(self._conn_string)
 
     @contextmanager
     def connect(self):

@@ -1,11 +1,14 @@
 """The release instance's storage: Dagster's SQLite files and layout, engines kept, history shared with plain Dagster."""
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
+from dagster._core.storage.event_log.base import EventLogCursor
 
 from pipelines.cli import release_instance
 from pipelines.storage import KEPT_RUN_ENGINES, ReleaseEventLogStorage, ReleaseRunStorage
@@ -156,21 +159,61 @@ def _connections_opened(engine, use) -> int:
     return len(opened)
 
 
-def test_the_index_and_run_list_keep_their_connections_and_a_run_database_closes_its_own(tmp_path):
+def test_every_database_keeps_its_connection_and_only_a_write_touches_a_runs_file(tmp_path):
     instance = release_instance(tmp_path)
     run_id = _materialise(instance)
     storage = instance.event_log_storage
     assert _connections_opened(storage._engines["index"], storage.index_connection) == 0
     assert _connections_opened(instance.run_storage._engine, instance.run_storage.connect) == 0
-    assert _connections_opened(storage._engines[run_id], lambda: storage.run_connection(run_id)) == 3
-    # the UI follows a running run by its database file changing: with WAL that is the checkpoint at the last close
-    runs = tmp_path / ".dagster" / "history" / "runs"
-    assert (runs / "index.db-wal").exists()
-    assert not (runs / f"{run_id}.db-wal").exists()
-    before = (runs / f"{run_id}.db").stat().st_mtime_ns
+    assert _connections_opened(storage._engines[run_id], lambda: storage.run_connection(run_id)) == 0
+    run_file = tmp_path / ".dagster" / "history" / "runs" / f"{run_id}.db"
+    before = run_file.stat().st_mtime_ns
+    assert len(storage.get_records_for_run(run_id).records) > 5
+    assert run_file.stat().st_mtime_ns == before  # a read does not wake the watcher (which then reads)
     storage.store_event(next(iter(instance.all_logs(run_id))))
-    assert (runs / f"{run_id}.db").stat().st_mtime_ns != before
+    assert run_file.stat().st_mtime_ns != before
     instance.dispose()
+
+
+def _engine_event(run_id: str, message: str):
+    from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
+    from dagster._core.events.log import EventLogEntry
+
+    return EventLogEntry(error_info=None, level=20, user_message=message, run_id=run_id, timestamp=time.time(),
+                         dagster_event=DagsterEvent(DagsterEventType.ENGINE_EVENT.value, "tiny_job",
+                                                    event_specific_data=EngineEventData()))
+
+
+def test_a_run_written_after_a_wipe_goes_to_a_new_file_not_the_deleted_one(tmp_path):
+    instance = release_instance(tmp_path)
+    run_id = _materialise(instance)
+    instance.wipe()  # Dagster deletes each run's database file
+    instance.event_log_storage.store_event(_engine_event(run_id, "after the wipe"))
+    reader = release_instance(tmp_path)
+    assert [e.user_message for e in reader.all_logs(run_id)] == ["after the wipe"]
+    reader.dispose()
+    instance.dispose()
+
+
+def test_the_ui_watching_a_run_is_told_of_each_new_event(tmp_path):
+    """The UI follows a running run with Dagster's watcher on the run's database file; with the connection kept, a
+    commit goes to the write-ahead log only, so the storage touches the file."""
+    writer = release_instance(tmp_path)
+    run_id = _materialise(writer)
+    ui = release_instance(tmp_path)
+    seen, arrived = [], threading.Event()
+
+    def on_event(entry, cursor):
+        seen.append(entry.user_message)
+        if entry.user_message == "watched":
+            arrived.set()
+    ui.watch_event_logs(run_id, str(EventLogCursor.from_storage_id(
+        writer.event_log_storage.get_records_for_run(run_id).records[-1].storage_id)), on_event)
+    writer.event_log_storage.store_event(_engine_event(run_id, "watched"))
+    assert arrived.wait(10), f"the watcher saw {seen}"
+    assert seen == ["watched"]
+    ui.dispose()
+    writer.dispose()
 
 
 def test_a_forked_process_opens_its_own_connection_and_leaves_the_parents_alone(tmp_path):
