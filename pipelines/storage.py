@@ -11,7 +11,8 @@ removed, a few file syncs per event. Each database now keeps its connection open
 connections are rolled back, so they hold no snapshot or lock, and another process on the instance, the UI or its
 daemon, sees every commit). The UI follows a running run by watching its database file change (Dagster's watcher
 matches that one path), which in WAL mode happened only at those checkpoints: so a transaction that wrote to a
-run's database touches the file, a change of its time the watcher reports, without a sync.
+run's database touches the file, a change of its time the watcher reports, without a sync. Commits themselves
+sync nothing either (synchronous=NORMAL, which WAL mode keeps consistent); the checkpoints do.
 The files, their layout and schema are Dagster's own: an instance written by either storage is read by the other.
 """
 from __future__ import annotations
@@ -47,6 +48,9 @@ def sqlite_engine(url: str, **connect_args) -> sa.Engine:
     @sa.event.listens_for(engine, "connect")
     def _opened(dbapi_connection, record):
         record.info["pid"] = os.getpid()
+        # in WAL mode a commit then syncs nothing; the checkpoints sync. A power cut may lose the last commits
+        # (as it may the release's last files, which are not synced either), never the database's consistency
+        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     @sa.event.listens_for(engine, "checkout")
     def _check_process(dbapi_connection, record, proxy):

@@ -166,6 +166,9 @@ def test_every_database_keeps_its_connection_and_only_a_write_touches_a_runs_fil
     assert _connections_opened(storage._engines["index"], storage.index_connection) == 0
     assert _connections_opened(instance.run_storage._engine, instance.run_storage.connect) == 0
     assert _connections_opened(storage._engines[run_id], lambda: storage.run_connection(run_id)) == 0
+    for connect in (storage.index_connection, instance.run_storage.connect, lambda: storage.run_connection(run_id)):
+        with connect() as conn:  # a commit in WAL mode with synchronous=NORMAL syncs nothing
+            assert [conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("journal_mode", "synchronous")] == ["wal", 1]
     run_file = tmp_path / ".dagster" / "history" / "runs" / f"{run_id}.db"
     before = run_file.stat().st_mtime_ns
     assert len(storage.get_records_for_run(run_id).records) > 5
