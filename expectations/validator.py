@@ -1,11 +1,11 @@
 """Great Expectations in a process of its own, beside the run: `submit(name, expectations, frame).result()`.
 
-Importing GX (with pandas) is about 2 s of single-threaded Python (`_skip_unused_imports`), and a run needs its first suite only
-after it has imported Dagster, opened its instance and read the raw inventory. Started first (`start()`, which
-`python -m pipelines run` calls before anything else), the validator imports GX on the other core meanwhile. Each
-suite is then one round trip of a small frame (a sample, a cube, totals) over a pipe, and a stage stores its output
-while GX validates. The run's process never imports GX or pandas. One validator per process, started on first use
-and closed at exit; if the parent dies, the validator reads end-of-file and exits.
+Importing GX (with pandas) is about 2 s of single-threaded Python (`_skip_unused_imports`), and a run needs its
+first suite only after it has imported Dagster, opened its instance and read the raw inventory. Started first
+(`start()`, which `python -m pipelines run` calls before anything else), the validator imports GX on the other core
+meanwhile. Each suite is then one round trip of a small frame (a sample, a cube, totals) over a pipe, and a stage
+stores its output while GX validates. The run's process never imports GX or pandas. One validator per process,
+started on first use and closed at exit; if the parent dies, the validator reads end-of-file and exits.
 """
 from __future__ import annotations
 

@@ -66,7 +66,25 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
+        self._schema_seen: set[tuple[str, str]] = set()
         super().__init__(base_dir, inst_data=inst_data)
+
+    # Dagster asks the index's schema before storing most events (about 200 times a release), each time on an
+    # engine of its own or by reading a table's columns. What was there once stays: migrations only add tables and
+    # columns, and a wipe only deletes rows.
+    def _remember(self, item: tuple[str, str], present: bool) -> bool:
+        if present:
+            self._schema_seen.add(item)
+        return present
+
+    def has_table(self, table_name: str) -> bool:
+        item = ("table", table_name)
+        return item in self._schema_seen or self._remember(item, super().has_table(table_name))
+
+    def _has_asset_key_col_on_connection(self, conn, column_name: str) -> bool:
+        item = ("asset_keys column", column_name)
+        return item in self._schema_seen or self._remember(
+            item, super()._has_asset_key_col_on_connection(conn, column_name))
 
     def _engine(self, shard: str) -> sa.Engine:
         engine = self._engines.get(shard)

@@ -187,6 +187,27 @@ def _engine_event(run_id: str, message: str):
                                                     event_specific_data=EngineEventData()))
 
 
+def test_a_table_or_column_found_in_the_index_is_not_looked_up_again_and_a_missing_one_is(tmp_path, monkeypatch):
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
+
+    storage = ReleaseEventLogStorage(str(tmp_path / "runs"))
+    asked = []
+    has_table, has_column = SqliteEventLogStorage.has_table, SqlEventLogStorage._has_asset_key_col_on_connection
+    monkeypatch.setattr(SqliteEventLogStorage, "has_table",
+                        lambda self, name: asked.append(name) or has_table(self, name))
+    monkeypatch.setattr(SqlEventLogStorage, "_has_asset_key_col_on_connection",
+                        lambda self, conn, name: asked.append(name) or has_column(self, conn, name))
+    answers = [storage.has_table("dynamic_partitions"), storage.has_table("no_such_table"),
+               storage.has_asset_key_index_cols(), storage.has_asset_key_col("no_such_column")]
+    assert answers == [True, False, True, False]
+    assert [storage.has_table("dynamic_partitions"), storage.has_table("no_such_table"),
+            storage.has_asset_key_index_cols(), storage.has_asset_key_col("no_such_column")] == answers
+    assert asked == ["dynamic_partitions", "no_such_table", "last_materialization_timestamp", "no_such_column",
+                     "no_such_table", "no_such_column"]
+    storage.dispose()
+
+
 def test_a_run_written_after_a_wipe_goes_to_a_new_file_not_the_deleted_one(tmp_path):
     instance = release_instance(tmp_path)
     run_id = _materialise(instance)
