@@ -1,5 +1,6 @@
 """The release instance's storage: Dagster's SQLite files and layout, engines kept, history shared with plain Dagster."""
 import shutil
+from contextlib import closing
 import threading
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ import yaml
 from dagster._core.storage.event_log.base import EventLogCursor
 
 from pipelines.cli import release_instance
-from pipelines.storage import KEPT_RUN_ENGINES, ReleaseEventLogStorage, ReleaseRunStorage
+from pipelines.storage import (INDEX, KEPT_RUN_ENGINES, RUN_LIST, SCHEDULES, ReleaseEventLogStorage, ReleaseRunStorage,
+                               blank_databases, copy_blank)
 
 
 @dg.asset
@@ -72,6 +74,44 @@ def test_history_written_by_either_storage_is_read_by_the_other(tmp_path):
     assert [r.run_id for r in again.get_runs()] == [second, first]
     assert again.get_latest_materialization_event(dg.AssetKey("tiny")).run_id == second
     again.dispose()
+
+
+def _schema(path: Path) -> list:
+    import sqlite3
+
+    with closing(sqlite3.connect(path)) as db:
+        return [db.execute("PRAGMA journal_mode").fetchone(),
+                *db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"),
+                *db.execute("SELECT version_num FROM alembic_version")]
+
+
+def test_databases_copied_from_the_blanks_are_those_dagster_makes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    copied = release_instance(tmp_path / "copied")
+    copied_run = _materialise(copied)
+    assert blank_databases() is not None
+    (tmp_path / "plain").mkdir()
+    plain = _plain_instance(tmp_path / "plain")
+    plain_run = _materialise(plain)
+    for ours, dagsters in [*((RUN_LIST, RUN_LIST), (INDEX, INDEX), (SCHEDULES, SCHEDULES)),
+                           (f"history/runs/{copied_run}.db", f"history/runs/{plain_run}.db")]:
+        assert _schema(tmp_path / "copied" / ".dagster" / ours) == _schema(tmp_path / "plain" / dagsters), ours
+    assert [r.run_id for r in copied.get_runs()] == [copied_run]
+    copied.dispose()
+    plain.dispose()
+
+
+def test_a_blank_never_replaces_a_database_and_without_a_cache_dagster_makes_them(tmp_path, monkeypatch):
+    kept = tmp_path / "kept.db"
+    kept.write_bytes(b"a database already there")
+    copy_blank(RUN_LIST, kept)
+    assert kept.read_bytes() == b"a database already there"
+    (tmp_path / "not-a-directory").write_text("", encoding="utf-8")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-directory"))
+    assert blank_databases() is None
+    instance = release_instance(tmp_path / "release")
+    assert instance.get_run_by_id(_materialise(instance)).is_success
+    instance.dispose()
 
 
 def test_another_instance_sees_each_commit_while_engines_are_kept(tmp_path):
