@@ -525,7 +525,11 @@ def _run(engine: str, raw: Path, scratch: Path, threads: int | None) -> dict:
     return result
 
 
-def bench(rows: int, seed: int = 2021, engines: tuple = ("project", "dagster", "duckdb", "release"),
+# the default engines, in their order in each round: no engine compared with another follows DuckDB's run
+ENGINES = ("project", "dagster", "duckdb", "release")
+
+
+def bench(rows: int, seed: int = 2021, engines: tuple = ENGINES,
           keep: bool = False, results: Path | None = None, history: int = 0, threads: int | None = None,
           data_dir: Path | None = None, repeat: int = 3) -> dict:
     import polars as pl
@@ -621,10 +625,10 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--rows", type=positive_int, default=20_000_000,
                    help="raw rows to generate or reuse (default 20,000,000)")
     p.add_argument("--seed", type=int, default=2021, help="random seed of the generated data (default 2021)")
-    p.add_argument("--engines", default="project,dagster,duckdb,release",
+    p.add_argument("--engines", default=",".join(ENGINES),
                    help="comma-separated, run in this order in each round: project, duckdb, dagster (the same work "
                         "in Dagster), release (the whole `pipelines run`), spark, dagster-spark (default "
-                        "project,dagster,duckdb,release: no engine compared with another follows DuckDB's run)")
+                        f"{','.join(ENGINES)}: no engine compared with another follows DuckDB's run)")
     p.add_argument("--repeat", type=positive_int, default=3, metavar="K",
                    help="rounds of every engine in turn; each engine's figures are its median run (default 3)")
     p.add_argument("--history", type=int, default=0, metavar="K",

@@ -44,8 +44,9 @@ from dagster.version import __version__ as DAGSTER_VERSION
 
 KEPT_RUN_ENGINES = 8  # each run has a database of its own; a long-lived UI process reads many
 BLANK_RUN = "blank-run"
-# where each database lives under an instance's storage directory (Dagster's layout)
+# where each database lives under an instance's storage directory (Dagster's layout); a run's is named by its id
 RUN_LIST, INDEX, SCHEDULES = "history/runs.db", f"history/runs/{INDEX_SHARD_NAME}.db", "schedules/schedules.db"
+RUN = f"history/runs/{BLANK_RUN}.db"
 
 
 def blank_databases() -> Path | None:
@@ -77,13 +78,13 @@ def blank_databases() -> Path | None:
 
 
 def copy_blank(kind: str, path: str | Path) -> None:
-    """A new database at `path`: a copy of the blank one of `kind` (RUN_LIST, INDEX, SCHEDULES or BLANK_RUN). Never
+    """A new database at `path`: a copy of the blank one of `kind` (RUN_LIST, INDEX, SCHEDULES or RUN). Never
     over an existing file: if one is there, or appears meanwhile, it is left alone; without blanks, Dagster makes
     the database as it would."""
     path = Path(path)
     if path.exists() or (blank := blank_databases()) is None:
         return
-    source = blank / (f"history/runs/{BLANK_RUN}.db" if kind == BLANK_RUN else kind)
+    source = blank / kind
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -162,7 +163,7 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
                 if shard != INDEX_SHARD_NAME:
-                    copy_blank(BLANK_RUN, self.path_for_shard(shard))
+                    copy_blank(RUN, self.path_for_shard(shard))
                 self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
