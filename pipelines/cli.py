@@ -74,6 +74,24 @@ def preload() -> None:
             gc.enable()
 
 
+def materialize_uncaptured(assets, selection, instance: dg.DagsterInstance, tags: dict,
+                           resources: dict) -> dg.ExecuteInProcessResult:
+    """`dg.materialize` without its output capture. In-process execution keeps every step's output in the result
+    (for `output_for_node`), so a release's run held every quarter's account usage until it ended: 2.2 GB peak
+    instead of 1.8 at 20M rows. A release's outputs are in its IO manager's files; the result keeps the events."""
+    from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
+
+    name = "__ephemeral_asset_job__"  # dg.materialize's, so the runs look as they did in the UI
+    defs = dg.Definitions(jobs=[dg.define_asset_job(name, selection=selection)], assets=assets, resources=resources)
+    job = defs.resolve_job_def(name)
+    run_tags = merge_run_tags(job_def=job, partition_key=None, tags=tags, asset_selection=None, instance=instance,
+                              run_config=QUIET)
+    return core_execute_in_process(run_config=QUIET, job=InMemoryJob(job.as_ephemeral_job({}, {})),
+                                   instance=instance, output_capturing_enabled=False, raise_on_error=True,
+                                   run_tags=run_tags, asset_selection=frozenset())
+
+
 def materialise(out: Path, selection, settings: dict, tags: dict | None = None,
                 instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
     """One in-process run of `selection` in the release's instance (opened here unless given: creating a new one
@@ -82,9 +100,8 @@ def materialise(out: Path, selection, settings: dict, tags: dict | None = None,
     instance = instance or release_instance(out)
     try:
         with Progress(instance, location.ALL_ASSETS, selection, tags) as progress:
-            result = dg.materialize(location.ALL_ASSETS, selection=selection, instance=instance, tags=progress.tags,
-                                    resources=location.resources(str(out), **settings), run_config=QUIET,
-                                    raise_on_error=True)
+            result = materialize_uncaptured(location.ALL_ASSETS, selection, instance, progress.tags,
+                                            location.resources(str(out), **settings))
     except Exception as exc:  # a stage raised: report a whole-input error as its one line, re-raise the rest
         found = _input_error(exc)
         if found:

@@ -76,6 +76,21 @@ def test_partitions_are_quarters_on_the_release_instance(release):
     assert len(runs) == 2  # the inventory, then one run over the whole quarter range
 
 
+def test_runs_keep_their_events_but_not_the_outputs(fixture_raw, tmp_path):
+    """The IO manager stores each output; the run's result does not also hold it (a quarter's account usage)."""
+    from dagster import DagsterInvariantViolationError
+
+    from pipelines.cli import materialise
+
+    settings = {"raw_path": str(fixture_raw), "base_period": "", "products_path": ""}
+    result = materialise(tmp_path / "release", ["raw_inventory"], settings)
+    assert result.success and [e.asset_key.path for e in result.get_asset_materialization_events()
+                               ] == [["raw_inventory"]]
+    assert pl.read_parquet(tmp_path / "release" / "state" / "assets" / "raw_inventory.parquet").height == 1
+    with pytest.raises(DagsterInvariantViolationError, match="No outputs found"):
+        result.output_for_node("raw_inventory")
+
+
 def test_rerun_is_byte_identical(fixture_raw, release, tmp_path):
     again = tmp_path / "again"
     assert main(["run", "--raw", str(fixture_raw), "--out", str(again), "--no-report"]) == 0
