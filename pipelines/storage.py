@@ -33,7 +33,7 @@ from dagster._core.storage.base_storage import DagsterStorage
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorage
 from dagster._core.storage.schedules.sqlite.sqlite_schedule_storage import SqliteScheduleStorage
-from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS, create_db_conn_string
 from dagster._core.storage.sqlite_storage import (
     DagsterSqliteStorage,
     _event_logs_directory,
@@ -77,21 +77,22 @@ def blank_databases() -> Path | None:
     return home if (home / "complete").exists() else None
 
 
-def copy_blank(kind: str, path: str | Path) -> None:
-    """A new database at `path`: a copy of the blank one of `kind` (RUN_LIST, INDEX, SCHEDULES or RUN). Never
-    over an existing file: if one is there, or appears meanwhile, it is left alone; without blanks, Dagster makes
-    the database as it would."""
+def copy_blank(kind: str, path: str | Path) -> bool:
+    """A new database at `path`: a copy of the blank one of `kind` (RUN_LIST, INDEX, SCHEDULES or RUN); whether
+    it was placed. Never over an existing file: if one is there, or appears meanwhile, it is left alone; without
+    blanks, Dagster makes the database as it would."""
     path = Path(path)
     if path.exists() or (blank := blank_databases()) is None:
-        return
+        return False
     source = blank / kind
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(source, tmp)
         os.link(tmp, path)  # unlike a rename, fails if the file appeared meanwhile
+        return True
     except OSError:  # it did, or the blank is gone: Dagster's own code makes the database if it is still missing
-        pass
+        return False
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -125,8 +126,10 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
     def __init__(self, base_dir: str, inst_data=None):
         self._engines: OrderedDict[str, sa.Engine] = OrderedDict()
         self._schema_seen: set[tuple[str, str]] = set()
-        copy_blank(INDEX, Path(base_dir) / f"{INDEX_SHARD_NAME}.db")
+        fresh = copy_blank(INDEX, Path(base_dir) / f"{INDEX_SHARD_NAME}.db")
         super().__init__(base_dir, inst_data=inst_data)
+        if fresh:  # see _connect
+            self._initialized_dbs.add(INDEX_SHARD_NAME)
 
     # Dagster asks the index's schema before storing most events (about 200 times a release), each time on an
     # engine of its own or by reading a table's columns. What was there once stays: migrations only add tables and
@@ -162,9 +165,10 @@ class ReleaseEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:  # as SqliteEventLogStorage._connect, but the shard's engine is reused
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                if shard != INDEX_SHARD_NAME:
-                    copy_blank(RUN, self.path_for_shard(shard))
-                self._initdb(engine)
+                # a fresh copy of a blank is at Dagster's head revision already: checking it would load every
+                # alembic migration script (0.05 s a database); an existing database is checked as Dagster does
+                if shard == INDEX_SHARD_NAME or not copy_blank(RUN, self.path_for_shard(shard)):
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
                 changes = conn.connection.dbapi_connection.total_changes
@@ -211,11 +215,14 @@ class ReleaseStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self.base_dir = base_dir
-        copy_blank(RUN_LIST, Path(base_dir) / RUN_LIST)
-        copy_blank(SCHEDULES, Path(base_dir) / SCHEDULES)
-        self._run_storage = ReleaseRunStorage.from_local(_runs_directory(base_dir))
+        # from_local checks (and would make) a database; a fresh copy of a blank is made and checked already
+        runs, schedules = _runs_directory(base_dir), _schedule_directory(base_dir)
+        self._run_storage = (ReleaseRunStorage(create_db_conn_string(runs, "runs"))
+                             if copy_blank(RUN_LIST, Path(base_dir) / RUN_LIST) else ReleaseRunStorage.from_local(runs))
         self._event_log_storage = ReleaseEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(base_dir))
+        self._schedule_storage = (SqliteScheduleStorage(create_db_conn_string(schedules, "schedules"))
+                                  if copy_blank(SCHEDULES, Path(base_dir) / SCHEDULES)
+                                  else SqliteScheduleStorage.from_local(schedules))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)
 

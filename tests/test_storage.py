@@ -102,15 +102,29 @@ def test_databases_copied_from_the_blanks_are_those_dagster_makes(tmp_path, monk
 
 
 def test_a_blank_never_replaces_a_database_and_without_a_cache_dagster_makes_them(tmp_path, monkeypatch):
+    import dagster._core.storage.event_log.sqlite.sqlite_event_log as event_log
+    import dagster._core.storage.runs.sqlite.sqlite_run_storage as run_list
+    import dagster._core.storage.schedules.sqlite.sqlite_schedule_storage as schedules
+
     kept = tmp_path / "kept.db"
     kept.write_bytes(b"a database already there")
-    copy_blank(RUN_LIST, kept)
+    assert not copy_blank(RUN_LIST, kept)
     assert kept.read_bytes() == b"a database already there"
+    checked = []  # Dagster's check of a database's migrations: only where no blank was copied
+    for module in (event_log, run_list, schedules):
+        check = module.check_alembic_revision
+        monkeypatch.setattr(module, "check_alembic_revision", lambda config, conn, check=check: (
+            checked.append(Path(conn.engine.url.database).name), check(config, conn))[1])
+    copied = release_instance(tmp_path / "copied")
+    assert copied.get_run_by_id(_materialise(copied)).is_success and checked == []
     (tmp_path / "not-a-directory").write_text("", encoding="utf-8")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "not-a-directory"))
     assert blank_databases() is None
     instance = release_instance(tmp_path / "release")
-    assert instance.get_run_by_id(_materialise(instance)).is_success
+    run_id = _materialise(instance)
+    assert instance.get_run_by_id(run_id).is_success
+    assert set(checked) == {"runs.db", "schedules.db", "index.db", f"{run_id}.db"}
+    copied.dispose()
     instance.dispose()
 
 
