@@ -218,7 +218,8 @@ class ReleaseStorage(DagsterSqliteStorage):
         # from_local checks (and would make) a database; a fresh copy of a blank is made and checked already
         runs, schedules = _runs_directory(base_dir), _schedule_directory(base_dir)
         self._run_storage = (ReleaseRunStorage(create_db_conn_string(runs, "runs"))
-                             if copy_blank(RUN_LIST, Path(base_dir) / RUN_LIST) else ReleaseRunStorage.from_local(runs))
+                             if copy_blank(RUN_LIST, Path(base_dir) / RUN_LIST)
+                             else ReleaseRunStorage.from_local(runs))
         self._event_log_storage = ReleaseEventLogStorage(_event_logs_directory(base_dir))
         self._schedule_storage = (SqliteScheduleStorage(create_db_conn_string(schedules, "schedules"))
                                   if copy_blank(SCHEDULES, Path(base_dir) / SCHEDULES)
