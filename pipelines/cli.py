@@ -80,11 +80,12 @@ def materialize_uncaptured(assets, selection, instance: dg.DagsterInstance, tags
     (for `output_for_node`), so a release's run held every quarter's account usage until it ended: 2.2 GB peak
     instead of 1.8 at 20M rows. A release's outputs are in its IO manager's files; the result keeps the events."""
     from dagster._core.definitions.job_base import InMemoryJob
+    from dagster._core.definitions.materialize import EPHEMERAL_JOB_NAME  # dg.materialize's: the UI shows the same
     from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
 
-    name = "__ephemeral_asset_job__"  # dg.materialize's, so the runs look as they did in the UI
-    defs = dg.Definitions(jobs=[dg.define_asset_job(name, selection=selection)], assets=assets, resources=resources)
-    job = defs.resolve_job_def(name)
+    defs = dg.Definitions(jobs=[dg.define_asset_job(EPHEMERAL_JOB_NAME, selection=selection)], assets=assets,
+                          resources=resources)
+    job = defs.resolve_job_def(EPHEMERAL_JOB_NAME)
     run_tags = merge_run_tags(job_def=job, partition_key=None, tags=tags, asset_selection=None, instance=instance,
                               run_config=QUIET)
     return core_execute_in_process(run_config=QUIET, job=InMemoryJob(job.as_ephemeral_job({}, {})),

@@ -215,15 +215,9 @@ class ReleaseStorage(DagsterSqliteStorage):
 
     def __init__(self, base_dir: str, inst_data=None):
         self.base_dir = base_dir
-        # from_local checks (and would make) a database; a fresh copy of a blank is made and checked already
-        runs, schedules = _runs_directory(base_dir), _schedule_directory(base_dir)
-        self._run_storage = (ReleaseRunStorage(create_db_conn_string(runs, "runs"))
-                             if copy_blank(RUN_LIST, Path(base_dir) / RUN_LIST)
-                             else ReleaseRunStorage.from_local(runs))
+        self._run_storage = _storage_on(ReleaseRunStorage, base_dir, RUN_LIST)
         self._event_log_storage = ReleaseEventLogStorage(_event_logs_directory(base_dir))
-        self._schedule_storage = (SqliteScheduleStorage(create_db_conn_string(schedules, "schedules"))
-                                  if copy_blank(SCHEDULES, Path(base_dir) / SCHEDULES)
-                                  else SqliteScheduleStorage.from_local(schedules))
+        self._schedule_storage = _storage_on(SqliteScheduleStorage, base_dir, SCHEDULES)
         self._inst_data = inst_data
         DagsterStorage.__init__(self)
 
@@ -236,6 +230,16 @@ class ReleaseStorage(DagsterSqliteStorage):
                                     "or copied: open it once with `python -m pipelines run|rebase` or "
                                     "`make ui RELEASE=DIR`, which point its dagster.yaml at its own directory")
         return cls.from_local(inst_data=inst_data, **config_value)
+
+
+def _storage_on(storage_class, base_dir: str, kind: str):
+    """The run list's or schedules' storage (`kind`: RUN_LIST or SCHEDULES) under the storage directory. Its
+    `from_local` checks the database's migrations, and makes it if missing; a fresh copy of a blank was made and
+    checked by those same classes, so it is opened directly."""
+    path = Path(base_dir) / kind
+    if copy_blank(kind, path):
+        return storage_class(create_db_conn_string(str(path.parent), path.stem))
+    return storage_class.from_local(str(path.parent))
 
 
 def write_instance_config(home: Path) -> Path:
