@@ -2,24 +2,29 @@
 import dagster as dg
 import polars as pl
 
+from assets.support.checks import check_results, specs
+from assets.support.settings import Settings
 from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures
-from expectations.adapter import predicate, submit_suite
+from expectations.adapter import submit_suite
+from expectations.outcomes import predicate
 from expectations.suites import DERIVED
-from pipelines.quality import check_results
-from pipelines.resources import Settings
 
 DERIVED_KEYS_UNIQUE = "derived_keys_are_unique"
 DERIVED_VALUES_VALID = "derived_values_are_valid"
 SUPPRESSED_STAY_HIDDEN = "measures_of_suppressed_cells_are_suppressed"
 DERIVED_SUITE = "derived_measures_meet_expectations"
+CHECKS = {
+    DERIVED_SUITE: ("Great Expectations: keys present, measure, comparison, status and level from their lists", True),
+    DERIVED_KEYS_UNIQUE: ("One row per metric x period x entity x industry x measure x comparison", True),
+    DERIVED_VALUES_VALID: ("Known measures and statuses, ok rows have a value, shares within [0, 1] (clusters "
+                           "overlap and are left out), ranks from 1", True),
+    SUPPRESSED_STAY_HIDDEN: ("No measure of a suppressed cell is published", True),
+}
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "comparison"]
 
 
-@dg.asset(kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
-          check_specs=[dg.AssetCheckSpec(DERIVED_SUITE, asset="derived_measures", blocking=True),
-                       dg.AssetCheckSpec(DERIVED_KEYS_UNIQUE, asset="derived_measures", blocking=True),
-                       dg.AssetCheckSpec(DERIVED_VALUES_VALID, asset="derived_measures", blocking=True),
-                       dg.AssetCheckSpec(SUPPRESSED_STAY_HIDDEN, asset="derived_measures", blocking=True)])
+@dg.asset(kinds={"polars", "parquet", "great_expectations"}, code_version="2", metadata={"preview": True},
+          check_specs=specs("derived_measures", CHECKS))
 def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
     """Per metric x period x entity x industry x measure x comparison: one derived value (ratio, rank or index)."""
     disclosed = disclosed_indices.collect()

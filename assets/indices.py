@@ -2,33 +2,39 @@
 import dagster as dg
 import polars as pl
 
+from assets.support.checks import check_results, specs
+from assets.support.io import INPUTS, stored_stamps
+from assets.support.partitions import quarterly_partitions
+from assets.support.settings import Settings
 from assets.transforms.indices import index_grid, normalise_to_base_period
-from expectations.adapter import predicate, submit_suite_by_partition
+from expectations.adapter import submit_suite_by_partition
 from expectations.invariants import levels_add_up
+from expectations.outcomes import predicate
 from expectations.suites import INDICES
-from pipelines.partitions import quarterly_partitions
-from pipelines.quality import check_results
-from pipelines.resources import Settings
 
 INDICES_SUITE = "quarterly_indices_meet_expectations"
 ADDS_UP = "index_levels_add_up_to_national"
 BASE_IS_100 = "base_quarter_national_index_is_100"
 GRID_COMPLETE = "every_entity_industry_and_metric_is_present"
+CHECKS = {
+    INDICES_SUITE: ("Great Expectations on every quarter's table: keys present and unique, labels known, values "
+                    "and accounts not negative", True),
+    ADDS_UP: ("Province, city (with unallocated) and tier indices each add up to national; industries to all", True),
+    BASE_IS_100: ("In the base quarter the national index of each metric is 100", True),
+    GRID_COMPLETE: ("Every metric x entity x industry cell is present, zeros included", True),
+}
 
 
 @dg.asset(partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-          kinds={"polars", "parquet", "great_expectations"}, metadata={"preview": True},
-          check_specs=[dg.AssetCheckSpec(INDICES_SUITE, asset="quarterly_indices", blocking=True),
-                       dg.AssetCheckSpec(ADDS_UP, asset="quarterly_indices", blocking=True),
-                       dg.AssetCheckSpec(BASE_IS_100, asset="quarterly_indices", blocking=True),
-                       dg.AssetCheckSpec(GRID_COMPLETE, asset="quarterly_indices", blocking=True)])
+          kinds={"polars", "parquet", "great_expectations"}, code_version="2", metadata={"preview": True},
+          check_specs=specs("quarterly_indices", CHECKS))
 def quarterly_indices(context: dg.AssetExecutionContext, settings: Settings, usage_cube: dict,
                       base_totals: pl.LazyFrame):
     """Per quarter, metric, entity and industry: the index (base national = 100) and exact active accounts."""
-    ref, base = settings.reference(), base_totals.collect()
+    ref, base, quarters = settings.reference(), base_totals.collect(), list(context.partition_keys)
     grid = index_grid(ref, base["metric"].to_list())
     tables, outcomes, rows = {}, {}, {}
-    for quarter in context.partition_keys:
+    for quarter in quarters:
         table = normalise_to_base_period(usage_cube[quarter].collect(), base, grid, quarter)
         national = table.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
         is_base = quarter == base["base_period"][0]
@@ -41,7 +47,8 @@ def quarterly_indices(context: dg.AssetExecutionContext, settings: Settings, usa
         ]
     published = {quarter: table.drop("amount", "top_account_amount") for quarter, table in tables.items()}
     suite = submit_suite_by_partition(INDICES_SUITE, INDICES, published)  # GX works while Dagster stores the tables
-    yield dg.Output(tables, metadata={"rows": sum(rows.values())})
+    yield dg.Output(tables, metadata={"rows": sum(rows.values()), INPUTS: dg.MetadataValue.json(
+        stored_stamps(settings.directory, "usage_cube", quarters))})  # computed from what the cube was
     for quarter, outcome in suite.result().items():
         outcomes[quarter].insert(0, outcome)
     yield from check_results(context, settings.state, "indices", "quarterly_indices", outcomes, rows)

@@ -1,62 +1,119 @@
-"""Publish: write the release (indices, quarantine, quality, manifest) at the top of the release directory."""
+"""Publish: the release staged under DIR/state/staging/<run>/, checked, then swapped into DIR whole (all or nothing)."""
+import dataclasses
 import datetime as dt
+import hashlib
+import shutil
 
 import dagster as dg
 import polars as pl
 
+from assets.support.checks import check_results, read_recorded, specs, summarise
+from assets.support.metadata import markdown_preview
+from assets.support.partitions import PARTITIONED_ASSETS
+from assets.support.settings import Settings
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
+from assets.transforms.ingest.inventory import data_quarters
 from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest, diff_revisions
-from expectations.adapter import predicate, submit_suite
+from assets.transforms.release import (SETTINGS_FILE, outdated_outputs, quarter_fingerprints, stale_quarters,
+                                       staging_dir, swap_in, write_settings)
+from expectations.adapter import submit_suite
+from expectations.outcomes import predicate
 from expectations.suites import PUBLISHED_INDICES
-from pipelines.metadata import markdown_preview
-from pipelines.quality import check_results, read_recorded, summarise
-from pipelines.resources import Settings
+
+PUBLISHED_FILES = ("indices.parquet", "derived.parquet", "quarantine.parquet", "revisions.parquet", "quality.json",
+                   "manifest.json")
+# computed whole in every run that publishes: their stored outputs must be this run's
+WHOLE_STAGES = ("base_totals", "annual_indices", "disclosed_indices", "derived_measures")
 
 PUBLISHED_SUITE = "published_indices_meet_expectations"
 ROWS_RECONCILE = "all_rows_in_equal_rows_used_plus_quarantined"
+STAGES_CURRENT = "every_stage_is_computed_from_the_release_as_it_is"
+STAGED_CHECKS = {
+    PUBLISHED_SUITE: ("Great Expectations on the published cells: keys, labels, periods, values not negative", True),
+    ROWS_RECONCILE: ("Rows in (every ingested file) = rows used + rows quarantined, over the whole release", True),
+    STAGES_CURRENT: ("Every quarter's stored outputs were computed from the release's current files, base and "
+                     "settings, and every whole-release stage by this run: else the quarters to rerun are named",
+                     True),
+}
 
 
-@dg.asset(kinds={"polars", "parquet", "great_expectations"},
-          check_specs=[dg.AssetCheckSpec(PUBLISHED_SUITE, asset="published_release"),
-                       dg.AssetCheckSpec(ROWS_RECONCILE, asset="published_release")])
-def published_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
-                      disclosed_indices: pl.LazyFrame, undated_rows: pl.LazyFrame, quarantined_rows: dict,
-                      account_usage: dict, derived_measures: pl.LazyFrame):
-    """The published release: indices.parquet (one row per metric x period x entity x industry) and its files."""
-    quarters = sorted(account_usage)
+@dg.asset(kinds={"polars", "parquet", "great_expectations"}, code_version="2",
+          check_specs=specs("staged_release", STAGED_CHECKS))
+def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
+                   disclosed_indices: pl.LazyFrame, undated_rows: pl.LazyFrame, quarantined_rows: dict,
+                   account_usage: dict, derived_measures: pl.LazyFrame):
+    """The release as this run will publish it (indices, derived measures, quarantine, revisions, manifest), staged
+    in DIR/state/staging/<run id>/ until every check has passed."""
+    release, run_id, out = settings.release, context.run.run_id, settings.directory
+    staging = staging_dir(settings.state, run_id)
+    shutil.rmtree(staging, ignore_errors=True)
+    inventory = raw_inventory.collect()
+    quarters = data_quarters(inventory)
     indices = assemble_indices(disclosed_indices.collect())
     quarantine = assemble_quarantine([undated_rows.collect()] + [quarantined_rows[q].collect() for q in quarters])
     suite = submit_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices.filter(pl.col("status") == "ok"))
-    inventory = raw_inventory.collect()
     rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
     used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
-    outcomes = [suite.result(),
-                predicate(ROWS_RECONCILE, rows_in == used + quarantine.height, rows_in=rows_in, rows_used=used,
-                          rows_quarantined=quarantine.height)]
-    checks = list(check_results(context, settings.state, "publish", "published_release", {None: outcomes},
-                                {None: indices.height}))
+    base = release.base(inventory)
+    stale = stale_quarters(settings.state, PARTITIONED_ASSETS, quarter_fingerprints(inventory, release.settings, base))
+    outdated = outdated_outputs(settings.state, WHOLE_STAGES, run_id)
+    previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
+    revised = diff_revisions(previous, indices, run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                             release.revision_reason)
+    logged = out / "revisions.parquet"  # the published log plus this run's: a rerun never adds a row twice
     counts = {"rows_in": rows_in, "rows_used": used, "rows_quarantined": quarantine.height,
               "index_rows": indices.height, "quarters": len(quarters)}
-    out = settings.release
-    previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
-    revised = diff_revisions(previous, indices, context.run.run_id,
-                             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), settings.revision_reason)
-    logged = out / "revisions.parquet"
-    write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised, logged)
-    write_parquet_atomic(indices, out / "indices.parquet")
-    write_parquet_atomic(quarantine, out / "quarantine.parquet")
-    write_parquet_atomic(derived_measures.collect(), out / "derived.parquet")
-    write_json_atomic(summarise(read_recorded(settings.state)), out / "quality.json")
-    write_json_atomic(build_manifest(inventory, settings_dict(settings), settings.reference().vintages, counts),
-                      out / "manifest.json")
+    published_settings = release.published_settings(base)
+    write_parquet_atomic(indices, staging / "indices.parquet")
+    write_parquet_atomic(derived_measures.collect(), staging / "derived.parquet")
+    write_parquet_atomic(quarantine, staging / "quarantine.parquet")
+    write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised,
+                         staging / "revisions.parquet")
+    write_json_atomic(build_manifest(inventory, dataclasses.asdict(published_settings), settings.reference().vintages,
+                                     counts), staging / "manifest.json")
+    write_settings(published_settings, staging / SETTINGS_FILE)
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={
+        "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(staging)),
+        "quarantined_rows": quarantine.height, "revised_cells": revised.height, "base_period": base,
+        "national_index": markdown_preview(national.select("metric", "period", "value"), rows=national.height)})
+    outcomes = [suite.result(),
+                predicate(ROWS_RECONCILE, rows_in == used + quarantine.height, rows_in=rows_in, rows_used=used,
+                          rows_quarantined=quarantine.height),
+                predicate(STAGES_CURRENT, not stale and not outdated,
+                          stale_quarters=", ".join(stale) or "none", stages_not_from_this_run=", ".join(outdated) or
+                          "none", rerun=f"{stale[0]}..{stale[-1]} (python -m pipelines run --out {out})" if stale
+                          else "nothing")]
+    yield from check_results(context, settings.state, "publish", "staged_release", {None: outcomes},
+                             {None: indices.height})
+
+
+SWAPPED_WHOLE = "published_files_are_the_staged_ones"
+
+
+@dg.asset(kinds={"parquet"}, code_version="2", deps=["staged_release", "quarterly_report"],
+          check_specs=specs("published_release", {SWAPPED_WHOLE: (
+              "Every published file is byte for byte the one this run staged", False)}))
+def published_release(context: dg.AssetExecutionContext, settings: Settings):
+    """The published release: DIR/indices.parquet (one row per metric x period x entity x industry) and its files,
+    swapped in together once every check of the run has passed."""
+    out, staging = settings.directory, staging_dir(settings.state, context.run.run_id)
+    if not (staging / "indices.parquet").exists():
+        raise FileNotFoundError(f"{staging}: nothing staged by this run; publish with staged_release in the same run")
+    write_json_atomic(summarise(read_recorded(settings.state)), staging / "quality.json")
+    with_report = (staging / "report" / "index.html").exists()
+    staged = {name: _digest(staging / name) for name in PUBLISHED_FILES}
+    moves = [(name, name) for name in PUBLISHED_FILES] + [(SETTINGS_FILE, f"state/{SETTINGS_FILE}")]
+    # a run without the report leaves none: an earlier one would show the figures before this run
+    swap_in(staging, out, moves + ([("report", "report")] if with_report else []), [] if with_report else ["report"])
+    indices = pl.read_parquet(out / "indices.parquet", columns=["status"])
+    yield dg.MaterializeResult(metadata={
         "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(out / "indices.parquet")),
-        "quarantined_rows": quarantine.height, "revised_cells": revised.height, "national_index": markdown_preview(
-            national.select("metric", "period", "value"), rows=national.height)})
-    yield from checks
+        "suppressed_cells": indices.filter(pl.col("status") == "suppressed").height, "report": with_report})
+    differ = [name for name, digest in staged.items() if _digest(out / name) != digest]
+    yield from check_results(context, settings.state, "publish", "published_release", {None: [
+        predicate(SWAPPED_WHOLE, not differ, files=len(staged), differ=", ".join(differ) or "none")]})
 
 
-def settings_dict(settings: Settings) -> dict:
-    """Every setting of the run but the release's own path: what continuing or rebasing the release reuses."""
-    return {k: getattr(settings, k) for k in type(settings).model_fields if k != "release_dir"}
+def _digest(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

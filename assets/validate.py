@@ -2,19 +2,22 @@
 import dagster as dg
 import polars as pl
 
-from assets.transforms.ingest import read_raw, undated_rows as read_undated, unreadable_named
-from assets.transforms.validate import Codebook, classify_rows, select_quarantine, usage_and_quarantine
-from expectations.adapter import predicate, submit_suite_by_partition
+from assets.support.checks import check_results, specs
+from assets.support.io import INPUTS
+from assets.support.partitions import quarterly_partitions
+from assets.support.settings import Settings
+from assets.transforms.ingest.read import undated_rows as read_undated
+from assets.transforms.validate import Codebook, classify_rows, select_quarantine, validate_quarter
+from expectations.adapter import submit_suite_by_partition
+from expectations.outcomes import predicate
 from expectations.suites import ACCOUNT_USAGE_SAMPLE, QUARANTINE
-from pipelines.partitions import quarterly_partitions
-from pipelines.quality import check_results
-from pipelines.resources import Settings
 
 UNDATED_ARE_INVALID_DATE = "undated_rows_are_invalid_date"
 
 
-@dg.asset(kinds={"polars", "parquet"},
-          check_specs=[dg.AssetCheckSpec(UNDATED_ARE_INVALID_DATE, asset="undated_rows")])
+@dg.asset(kinds={"polars", "parquet"}, code_version="2",
+          check_specs=specs("undated_rows", {UNDATED_ARE_INVALID_DATE: (
+              "The rows without a valid date are those the inventory counted, each quarantined invalid_date", False)}))
 def undated_rows(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame):
     """Quarantined raw rows whose usage_date is not a valid date, so they belong to no quarter."""
     inventory = raw_inventory.collect()
@@ -33,21 +36,26 @@ QUARANTINE_SUITE = "quarantine_meets_expectations"
 
 @dg.multi_asset(
     partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-    outs={"account_usage": dg.AssetOut(kinds={"polars", "parquet", "great_expectations"},
+    outs={"account_usage": dg.AssetOut(kinds={"polars", "parquet", "great_expectations"}, code_version="2",
                                        description="Good rows summed per quarter x metric x city x industry x "
                                                    "account: amount (yuan) and raw rows."),
-          "quarantined_rows": dg.AssetOut(kinds={"polars", "parquet"},
+          "quarantined_rows": dg.AssetOut(kinds={"polars", "parquet"}, code_version="2",
                                           description="Rejected raw rows of a quarter: values as read, source "
                                                       "file and row, one reason.")},
-    check_specs=[dg.AssetCheckSpec(ROWS_RECONCILE, asset="account_usage", blocking=True),
-                 dg.AssetCheckSpec(ACCOUNT_USAGE_SUITE, asset="account_usage", blocking=True),
-                 dg.AssetCheckSpec(QUARANTINE_SUITE, asset="quarantined_rows")])
+    check_specs=[*specs("account_usage", {
+        ROWS_RECONCILE: ("The quarter's raw rows are its rows used plus its rows quarantined", True),
+        ACCOUNT_USAGE_SUITE: ("Great Expectations on a bounded sample of the account-level rows: keys present, "
+                              "metric cloud or ai, amount and rows not negative", True)}),
+                 *specs("quarantined_rows", {QUARANTINE_SUITE: (
+                     "Great Expectations on the quarantine: source and reason present, reason one of the nine",
+                     False)})])
 def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
                     raw_usage_profile: dict):
     """Resolve region, industry and metric for each raw row; quarantine the rest with their first reason."""
     inventory, ref = raw_inventory.collect(), settings.reference()
+    inputs = settings.fingerprints(inventory, context.partition_keys)
     usage, quarantine, outcomes, rows = {}, {}, {}, {}
-    if settings.engine == "spark":  # the row-level work in Spark, one job for the run's quarters
+    if settings.release.settings.engine == "spark":  # the row-level work in Spark, one job for the run's quarters
         from assets.transforms import spark_cube
 
         scratch = settings.state / "spark"
@@ -56,24 +64,25 @@ def validated_usage(context: dg.AssetExecutionContext, settings: Settings, raw_i
         for quarter, (usage_lf, quarantine_lf) in by_quarter.items():
             usage[quarter], quarantine[quarter] = usage_lf.collect(), quarantine_lf.collect()
         spark_cube.clear_scratch(scratch)
-    book = Codebook(ref) if settings.engine != "spark" else None
+    book = Codebook(ref) if settings.release.settings.engine != "spark" else None
     for quarter in context.partition_keys:
         if book is not None:
-            with unreadable_named(inventory, [quarter]):  # a corrupt page the footer did not show
-                usage[quarter], quarantine[quarter] = usage_and_quarantine(read_raw(inventory, [quarter]), book)
+            usage[quarter], quarantine[quarter] = validate_quarter(inventory, quarter, book)
         rows_in = int(raw_usage_profile[quarter].select(pl.col("rows").sum()).collect().item() or 0)
         used, bad = int(usage[quarter]["rows"].sum()), quarantine[quarter].height
         rows[quarter] = usage[quarter].height
         outcomes[quarter] = [
             predicate(ROWS_RECONCILE, rows_in == used + bad, rows_in=rows_in, rows_used=used, rows_quarantined=bad),
         ]
-    samples = {quarter: frame.head(settings.sample_rows) for quarter, frame in usage.items()}
+    samples = {quarter: frame.head(settings.release.settings.sample_rows) for quarter, frame in usage.items()}
     suites = [submit_suite_by_partition(name, suite, frames)  # GX works while Dagster stores the outputs
               for name, suite, frames in ((ACCOUNT_USAGE_SUITE, ACCOUNT_USAGE_SAMPLE, samples),
                                           (QUARANTINE_SUITE, QUARANTINE, quarantine))]
     quarantined = sum(q.height for q in quarantine.values())
-    yield dg.Output(usage, output_name="account_usage", metadata={"account_rows": sum(rows.values())})
-    yield dg.Output(quarantine, output_name="quarantined_rows", metadata={"quarantined_rows": quarantined})
+    stamps = dg.MetadataValue.json(inputs)
+    yield dg.Output(usage, output_name="account_usage", metadata={"account_rows": sum(rows.values()), INPUTS: stamps})
+    yield dg.Output(quarantine, output_name="quarantined_rows", metadata={"quarantined_rows": quarantined,
+                                                                          INPUTS: stamps})
     for suite in suites:
         for quarter, outcome in suite.result().items():
             outcomes[quarter].append(outcome)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from expectations.adapter import Outcome, predicate
+from expectations.outcomes import Outcome, predicate
 
 TOLERANCE = 1e-9
 

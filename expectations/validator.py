@@ -1,6 +1,6 @@
 """Great Expectations in a process of its own, beside the run: `submit(name, expectations, frame).result()`.
 
-Importing GX (with pandas) is about 2 s of single-threaded Python (`_skip_unused_imports`), and a run needs its
+Importing GX (with pandas) is a few seconds of single-threaded Python, and a run needs its
 first suite only after it has imported Dagster, opened its instance and read the raw inventory. Started first
 (`start()`, which `python -m pipelines run` calls before anything else), the validator imports GX on the other core
 meanwhile. Each suite is then one round trip of a small frame (a sample, a cube, totals) over a pipe, and a stage
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import gc
-import importlib
 import os
 import pickle
 import queue
@@ -19,7 +18,6 @@ import subprocess
 import sys
 import threading
 import traceback
-import types
 from pathlib import Path
 from typing import Any, Callable
 
@@ -137,7 +135,7 @@ def submit(name: str, expectations: tuple, frame) -> Pending:
 def serve(requests, replies) -> None:
     """The validator's loop: one (name, expectations, frame) request in, one ("ok", Outcome) or ("error", message
     naming the suite, then GX's traceback) reply out, until end-of-file."""
-    from expectations.adapter import validate_here
+    from expectations.gx import validate_here
 
     while True:
         try:
@@ -154,34 +152,12 @@ def serve(requests, replies) -> None:
         replies.flush()
 
 
-class _Deferred(types.ModuleType):
-    """Stands in for a module until one of its attributes is used; then imports it and hands that attribute on."""
-
-    def __getattr__(self, attribute: str):
-        if sys.modules.get(self.__name__) is self:
-            del sys.modules[self.__name__]
-        return getattr(importlib.import_module(self.__name__), attribute)
-
-
-def _skip_unused_imports() -> None:
-    """Half of GX's import is for what validating pandas frames never touches (about 1.5 of 3.4 s of CPU):
-    - pyspark and sqlalchemy, for Spark and SQL datasources: optional for GX, which takes their absence in its
-      stride (they are installed here for the Spark engine and for Dagster);
-    - scipy.stats and altair, used only inside the distribution expectations (KS test, KL divergence, their
-      charts): deferred, so they are imported if such an expectation ever runs."""
-    for name in ("pyspark", "sqlalchemy"):
-        sys.modules.setdefault(name, None)
-    for name in ("scipy.stats", "altair"):
-        sys.modules.setdefault(name, _Deferred(name))
-
-
 def _main() -> None:
     os.nice(19)  # the run's own work comes first: GX loads on whatever CPU the run leaves idle
     requests, replies = os.fdopen(0, "rb"), os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
-    from expectations.adapter import prepare_gx
+    from expectations.gx import prepare_gx
 
-    _skip_unused_imports()
     # GX's ~400k objects live as long as the process: import them with the collector paused, then freeze them
     gc.disable()
     prepare_gx()

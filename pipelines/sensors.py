@@ -1,11 +1,11 @@
 """Sensors: new raw files in the landing folder -> a run for their quarters; a failed run or check -> a webhook.
 
-The landing sensor keeps a cursor of the files it has seen (path, size, mtime -> sha256), so a file is hashed once.
-A file is new when its content hash is neither in the cursor nor in the release's raw inventory (byte-identical
-copies are one delivery). On new files it inventories the folder with the project's own functions
-(`inventory_files`, `data_quarters`), adds the quarters it finds as dynamic partitions, and requests one run of
-`quarterly_release` over the quarters the new files touch; that run materialises `raw_inventory` first, so the
-partitioned stages see the new files.
+The landing folder is the release's raw path (DIR/state/settings.json; YUNZHI_LANDING overrides it). The landing
+sensor keeps a cursor of the files it has seen (path, size, mtime -> sha256), so a file is hashed once. A file is
+new when its content hash is neither in the cursor nor in the release's raw inventory (byte-identical copies are one
+delivery). On new files it inventories them with the project's own functions, adds the quarters found as dynamic
+partitions, and requests one run of `quarterly_release` over every quarter that then needs computing; that run
+inventories the folder first, under the release's settings and rules, as every run does.
 """
 from __future__ import annotations
 
@@ -16,26 +16,31 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.transforms.ingest import InputError, content_hash, data_quarters, inventory_files, list_raw_files
+from assets.support.io import stored_path
+from assets.support.partitions import PARTITIONED_ASSETS, quarterly_partitions
+from assets.support.settings import RANGE_TAGS
+from assets.transforms.errors import InputError
+from assets.transforms.ingest.inventory import content_hash, data_quarters, take_inventory
+from assets.transforms.ingest.read import list_raw_files
+from assets.transforms.release import quarter_fingerprints, read_settings, stale_quarters
 from pipelines.notify import Notifier, failed_checks, summary
-from pipelines.partitions import quarterly_partitions
-
-ROOT = Path(__file__).resolve().parent.parent
-DEMO_RAW = ROOT / "data" / "demo" / "raw"
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
-def landing_folder() -> str:
-    """YUNZHI_LANDING, else the release's raw path (YUNZHI_RAW), else the demo raw folder."""
-    return os.environ.get("YUNZHI_LANDING") or os.environ.get("YUNZHI_RAW") or str(DEMO_RAW)
+def release_dir() -> Path | None:
+    found = os.environ.get("YUNZHI_RELEASE")
+    return Path(found) if found else None
 
 
-def release_hashes(release_dir: str | None) -> set[str]:
-    """Content hashes the release has already ingested (from its raw inventory), if there is one."""
-    path = Path(release_dir) / "state" / "assets" / "raw_inventory.parquet" if release_dir else None
-    if path is None or not path.exists():
-        return set()
-    return set(pl.read_parquet(path, columns=["sha256"])["sha256"])
+def landing_folder(release: Path | None = None) -> str:
+    """YUNZHI_LANDING, else the release's raw path (its settings), else ''."""
+    release = release or release_dir()
+    settings = read_settings(release) if release else None
+    return os.environ.get("YUNZHI_LANDING") or (settings.raw_path if settings else "")
+
+
+def stored_inventory(release: Path | None) -> pl.DataFrame | None:
+    path = stored_path(release, "raw_inventory") if release else None
+    return pl.read_parquet(path) if path is not None and path.exists() else None
 
 
 def scan_landing(landing: str, cursor: dict) -> tuple[dict, list[str]]:
@@ -54,48 +59,55 @@ def scan_landing(landing: str, cursor: dict) -> tuple[dict, list[str]]:
     return seen, fresh
 
 
-def quarters_of_files(inventory: pl.DataFrame, hashes: set[str]) -> list[str]:
-    rows = inventory.filter(pl.col("sha256").is_in(list(hashes)) & (pl.col("status") == "ingested"))
-    return sorted(set(rows["quarters"].explode().drop_nulls()))
-
-
-def settings_override(landing: str) -> dict:
+def delivery_config(release: Path, landing: str) -> dict:
+    """The run's config: none when it reads the release's own raw path; the landing folder when that differs."""
+    if landing == read_settings(release).raw_path:
+        return {}
     return {"resources": {"settings": {"config": {"raw_path": landing}}}}
 
 
+def plan(release: Path, landing: str) -> tuple[list[str], list[str]]:
+    """(the release's quarters with the landing folder delivered, the quarters a run must then compute)."""
+    previous = stored_inventory(release)
+    inventory = take_inventory(landing, previous)
+    settings = read_settings(release)
+    quarters = data_quarters(inventory)
+    base = settings.base_period or quarters[0]
+    return quarters, stale_quarters(release / "state", PARTITIONED_ASSETS,
+                                    quarter_fingerprints(inventory, settings, base))
+
+
 @dg.sensor(job_name="quarterly_release", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="Watches the landing folder (YUNZHI_LANDING, default the release's raw path) for new raw "
-                       "files; adds the quarters found as partitions and requests a run of those quarters.")
+           description="Watches the release's landing folder (its raw path; YUNZHI_LANDING overrides) for new raw "
+                       "files; adds the quarters found as partitions and requests one run over the quarters to "
+                       "compute.")
 def raw_landing_sensor(context: dg.SensorEvaluationContext):
-    landing = landing_folder()
-    if not Path(landing).exists():
-        return dg.SkipReason(f"landing folder {landing} does not exist")
+    release = release_dir()
+    if release is None or read_settings(release) is None:
+        return dg.SkipReason("no release to watch for (YUNZHI_RELEASE is not a release with settings)")
+    landing = landing_folder(release)
+    if not landing or not Path(landing).exists():
+        return dg.SkipReason(f"landing folder {landing or '(none)'} does not exist")
     try:
-        cursor = json.loads(context.cursor) if context.cursor else {}
-        cursor, fresh = scan_landing(landing, cursor)
+        cursor, fresh = scan_landing(landing, json.loads(context.cursor) if context.cursor else {})
     except InputError as exc:
         return dg.SkipReason(str(exc))
-    new = set(fresh) - release_hashes(os.environ.get("YUNZHI_RELEASE"))
+    known = stored_inventory(release)
+    new = set(fresh) - (set(known["sha256"]) if known is not None else set())
     if not new:
         context.update_cursor(json.dumps(cursor))
         return dg.SkipReason(f"no new raw files in {landing}")
     try:
-        inventory = inventory_files(landing)
-        quarters = data_quarters(inventory)
+        quarters, todo = plan(release, landing)
     except InputError as exc:  # an unreadable delivery: do not advance the cursor, say why
         return dg.SkipReason(f"new files in {landing} cannot be read: {exc}")
-    touched = quarters_of_files(inventory, new)
-    if not touched:
-        context.update_cursor(json.dumps(cursor))
-        return dg.SkipReason(f"new files in {landing} hold no dated rows")
-    missing = [q for q in quarters if not context.instance.has_dynamic_partition(quarterly_partitions.name, q)]
-    first, last = touched[0], quarters[-1]  # a changed quarter and every later one (growth, ranks depend on them)
-    request = dg.RunRequest(
-        run_key=f"landing-{'-'.join(sorted(new))[:64]}",
-        run_config=settings_override(landing),
-        tags={RANGE_TAGS[0]: first, RANGE_TAGS[1]: last, "yunzhi/trigger": "raw_landing_sensor"},
-    )
     context.update_cursor(json.dumps(cursor))
+    if not todo:
+        return dg.SkipReason(f"new files in {landing} change no quarter")
+    missing = [q for q in quarters if not context.instance.has_dynamic_partition(quarterly_partitions.name, q)]
+    request = dg.RunRequest(run_key=f"landing-{'-'.join(sorted(new))[:64]}", run_config=delivery_config(release, landing),
+                            tags={RANGE_TAGS[0]: todo[0], RANGE_TAGS[1]: todo[-1],
+                                  "yunzhi/trigger": "raw_landing_sensor"})
     return dg.SensorResult(run_requests=[request],
                            dynamic_partitions_requests=[quarterly_partitions.build_add_request(missing)] if missing
                            else [])

@@ -4,44 +4,32 @@
 
 `make ui` runs this for the demo release (`make ui RELEASE=DIR` for another). The release's Dagster instance is
 DIR/.dagster, so runs, check history, sensor cursors and backfills stay with the release. The code location reads
-YUNZHI_RELEASE (the release) and YUNZHI_RAW (its raw input, from the release's manifest unless already set).
+YUNZHI_RELEASE (the release); every run then reads the release's own settings (DIR/state/settings.json).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEMO_RAW = ROOT / "data" / "demo" / "raw"
 DEMO_RELEASE = ROOT / "data" / "demo" / "release"
 
 
-def raw_of(release: Path) -> str:
-    """The raw path the release was built from (its manifest), else the demo raw folder."""
-    try:
-        raw = json.loads((release / "manifest.json").read_text(encoding="utf-8"))["settings"]["raw_path"]
-    except (OSError, ValueError, KeyError, TypeError):
-        raw = ""
-    return raw or str(DEMO_RAW)
-
-
 def ui_env(release: str | Path, base: dict | None = None) -> dict:
-    """The environment `dagster dev` needs for this release (YUNZHI_RAW/YUNZHI_LANDING kept if already set)."""
+    """The environment `dagster dev` needs for this release (YUNZHI_LANDING kept if already set)."""
     release = Path(release).resolve()
     env = dict(os.environ if base is None else base)
     env.update(DAGSTER_HOME=str(release / ".dagster"), YUNZHI_RELEASE=str(release))
-    env.setdefault("YUNZHI_RAW", raw_of(release))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
 
 def ensure_instance(release: Path) -> None:
-    from pipelines.storage import write_instance_config  # imports Dagster's storage: only when the UI starts
+    from pipelines.release import instance_home  # imports Dagster: only when the UI starts
 
-    write_instance_config(release / ".dagster")
+    instance_home(release)
 
 
 def dev_command(host: str = "127.0.0.1", port: int = 3000) -> list[str]:
@@ -63,8 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     ensure_instance(release)
     env = ui_env(release)
-    print(f"Dagster UI for {release} on http://{args.host}:{args.port} (instance {env['DAGSTER_HOME']}, "
-          f"raw {env['YUNZHI_RAW']})", flush=True)
+    print(f"Dagster UI for {release} on http://{args.host}:{args.port} (instance {env['DAGSTER_HOME']})", flush=True)
     os.chdir(ROOT)
     command = dev_command(args.host, args.port)
     os.execvpe(command[0], command, env)  # dagster dev stops its webserver and daemon on Ctrl-C

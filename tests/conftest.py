@@ -45,7 +45,7 @@ def demo_release(tmp_path_factory, worker_id) -> Path:
     pytest-xdist, by the first worker that needs it, in the session's directory, under a lock the others wait on."""
     import fcntl
 
-    from pipelines.demo_data import write_demo_raw
+    from pipelines.demo.data import write_demo_raw
 
     if worker_id == "master":
         root = tmp_path_factory.mktemp("demo")

@@ -12,7 +12,11 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from assets.transforms import ingest, validate
+from assets.transforms import validate
+from assets.transforms.errors import InputError
+from assets.transforms.ingest.inventory import data_quarters, inventory_files
+from assets.transforms.ingest.read import read_raw, undated_rows, unreadable_named
+from assets.transforms.quarters import quarter_bounds
 from assets.transforms.annual import complete_years, sum_quarters_to_year
 from assets.transforms.base import compute_base_totals, metrics_present
 from assets.transforms.cube import build_cube
@@ -42,7 +46,7 @@ def region_pool() -> tuple[str, ...]:
 
 
 def quarter_dates(quarter: str, n: int, rng: np.random.Generator) -> list[dt.date]:
-    start, end = ingest.quarter_bounds(quarter)
+    start, end = quarter_bounds(quarter)
     days = (end - start).days
     return [start + dt.timedelta(days=int(d)) for d in rng.integers(0, days, n)]
 
@@ -120,19 +124,19 @@ def split_into_files(frame: pl.DataFrame, directory: Path, cuts: list[int], fmt:
 
 def run_transforms(raw: str | Path, base_period: str | None = None, allow_empty: bool = True) -> dict:
     """The pure chain of the assets: quarterly and annual index tables (with amount columns), cubes, the
-    quarantine and the row counts. Whole-input errors raise `ingest.InputError`, as in a run."""
+    quarantine and the row counts. Whole-input errors raise `InputError`, as in a run."""
     ref = reference()
-    inventory = ingest.inventory_files(raw)
-    quarters = ingest.data_quarters(inventory)
+    inventory = inventory_files(raw)
+    quarters = data_quarters(inventory)
     with_rows = set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls())
     if not allow_empty and set(quarters) - with_rows:
-        raise ingest.InputError(f"{raw}: empty quarter")
+        raise InputError(f"{raw}: empty quarter")
     usage, quarantine, cubes = {}, [], {}
-    undated = validate.select_quarantine(validate.classify_rows(ingest.undated_rows(inventory), ref)).collect()
+    undated = validate.select_quarantine(validate.classify_rows(undated_rows(inventory), ref)).collect()
     quarantine.append(undated)
     for quarter in quarters:
-        with ingest.unreadable_named(inventory, [quarter]):
-            classified = validate.classify_rows(ingest.read_raw(inventory, [quarter]), ref)
+        with unreadable_named(inventory, [quarter]):
+            classified = validate.classify_rows(read_raw(inventory, [quarter]), ref)
             usage[quarter], bad = pl.collect_all([validate.aggregate_account_usage(classified),
                                                   validate.select_quarantine(classified)])
         quarantine.append(bad)

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from pipelines.bench import _median_run, bench, compare_indices
+from pipelines.bench.engines import compare_indices
+from pipelines.bench.runner import _median_run, bench
 from pipelines.cli import parser
 
 

@@ -1,4 +1,4 @@
-"""Tests of the demo raw dataset (pipelines/demo_data.py) and, independently of the pipeline, of its calibration:
+"""Tests of the demo raw dataset (pipelines/demo/data.py) and, independently of the pipeline, of its calibration:
 the generated good rows are aggregated here with a few lines of polars and compared with METHOD.md's figures."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.demo_data import BAD_KINDS, write_demo_raw
+from pipelines.demo.data import BAD_KINDS, write_demo_raw
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

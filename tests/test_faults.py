@@ -22,8 +22,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside this file, package or not
 import fault_fixtures as ff  # noqa: E402
-from assets.transforms import ingest
-from assets.transforms.ingest import InputError
+from assets.transforms.ingest.read import RAW_TEXT
+from assets.transforms.errors import InputError
 from assets.transforms.validate import MAX_AMOUNT
 
 QUARTERS = ["2020Q1", "2020Q2", "2020Q3", "2020Q4"]
@@ -92,7 +92,7 @@ def test_corrupt_pages_are_an_error_naming_file_and_column(tmp_path):
     message = _error(tmp_path / "raw")
     assert "usage.parquet: unreadable in column '" in message
     column = message.split("column '")[1].split("'")[0]
-    assert column in ingest.RAW_TEXT
+    assert column in RAW_TEXT
 
 
 # ----------------------------------------------------------------------------------------- CSV dialects

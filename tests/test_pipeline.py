@@ -2,16 +2,15 @@
 import datetime as dt
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from pipelines.cli import main
+from release_contract import check_release
 
-CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_release.py"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_fixture(path: Path, seed: int = 7, quarters: int = 5, rows_per_quarter: int = 300) -> Path:
@@ -50,8 +49,7 @@ def release(fixture_raw, tmp_path_factory) -> Path:
 
 
 def test_release_meets_the_contract(release):
-    result = subprocess.run([sys.executable, str(CHECKER), str(release), "seeds"], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    assert check_release(release, ROOT / "seeds") == []
 
 
 def test_every_stage_ran_its_checks_and_passed(release):
@@ -67,28 +65,34 @@ def test_rows_reconcile(release):
     assert sorted(reasons) == ["invalid_date", "unknown_region"]
 
 
-def test_partitions_are_quarters_on_the_release_instance(release):
-    from pipelines.cli import release_instance
+def test_cli_runs_are_runs_of_the_named_job_over_the_quarters(release):
+    """The CLI launches the job the UI runs (so the run-failure alert sees its runs): the inventory, then one run over
+    the whole quarter range."""
+    from pipelines.release import open_instance
 
-    instance = release_instance(release)
+    instance = open_instance(release)
     assert instance.get_dynamic_partitions("quarter") == ["2020Q1", "2020Q2", "2020Q3", "2020Q4", "2021Q1"]
-    runs = instance.get_runs()
-    assert len(runs) == 2  # the inventory, then one run over the whole quarter range
+    runs = list(reversed(instance.get_runs()))
+    assert [run.job_name for run in runs] == ["quarterly_release", "quarterly_release"]
+    assert runs[1].tags["dagster/asset_partition_range_start"] == "2020Q1"
+    assert runs[1].tags["dagster/asset_partition_range_end"] == "2021Q1"
+    instance.dispose()
 
 
-def test_runs_keep_their_events_but_not_the_outputs(fixture_raw, tmp_path):
-    """The IO manager stores each output; the run's result does not also hold it (a quarter's account usage)."""
-    from dagster import DagsterInvariantViolationError
+def test_the_release_instance_is_one_a_stock_dagster_opens(release, tmp_path):
+    """Its dagster.yaml names no class of the project's; a copy moved elsewhere opens with its history."""
+    import shutil
 
-    from pipelines.cli import materialise
+    import dagster as dg
+    import yaml
 
-    settings = {"raw_path": str(fixture_raw), "base_period": "", "products_path": ""}
-    result = materialise(tmp_path / "release", ["raw_inventory"], settings)
-    assert result.success and [e.asset_key.path for e in result.get_asset_materialization_events()
-                               ] == [["raw_inventory"]]
-    assert pl.read_parquet(tmp_path / "release" / "state" / "assets" / "raw_inventory.parquet").height == 1
-    with pytest.raises(DagsterInvariantViolationError, match="No outputs found"):
-        result.output_for_node("raw_inventory")
+    config = yaml.safe_load((release / ".dagster" / "dagster.yaml").read_text())
+    assert "storage" not in config and "yunzhi" not in json.dumps(config) and "pipelines" not in json.dumps(config)
+    moved = tmp_path / "moved"
+    shutil.copytree(release / ".dagster", moved)
+    instance = dg.DagsterInstance.from_config(str(moved))
+    assert len(instance.get_runs()) == 2
+    instance.dispose()
 
 
 def test_rerun_is_byte_identical(fixture_raw, release, tmp_path):

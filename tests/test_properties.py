@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # helpers beside this file, package or not
 import fault_fixtures as ff  # noqa: E402
-from assets.transforms.ingest import quarters_between
+from assets.transforms.quarters import quarters_between
 
 KEYS = ["metric", "period", "geo_level", "geo_code", "industry"]
 REL = 1e-9
@@ -222,7 +222,9 @@ def test_the_one_pass_usage_and_quarantine_equal_the_row_by_row_rules(case, mess
     gives exactly what `classify_rows` row by row gives, in the same order, whatever the spellings."""
     from polars.testing import assert_frame_equal
 
-    from assets.transforms import ingest, validate
+    from assets.transforms import validate
+    from assets.transforms.ingest.inventory import data_quarters, inventory_files
+    from assets.transforms.ingest.read import read_raw
 
     frame, _ = _frame(case)
     frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(c) for c in ("industry", "metric")
@@ -238,11 +240,11 @@ def test_the_one_pass_usage_and_quarantine_equal_the_row_by_row_rules(case, mess
     keys = ["metric", "geo_code", "industry", "account_id"]
     with tempfile.TemporaryDirectory() as d:
         ff.split_into_files(frame, Path(d) / "raw", [frame.height // 2])
-        inventory = ingest.inventory_files(Path(d) / "raw")
-        for quarter in ingest.data_quarters(inventory):
-            raw = ingest.read_raw(inventory, [quarter])
+        inventory = inventory_files(Path(d) / "raw")
+        for quarter in data_quarters(inventory):
+            raw = read_raw(inventory, [quarter])
             for first in (1, 7, 50):  # a sample reads files only so far, and is the quarter's first rows
-                assert_frame_equal(ingest.read_raw(inventory, [quarter], first=first).collect(),
+                assert_frame_equal(read_raw(inventory, [quarter], first=first).collect(),
                                    raw.head(first).collect())
             usage, quarantine = validate.usage_and_quarantine(raw, ref)
             classified = validate.classify_rows(raw, ref)

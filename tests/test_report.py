@@ -13,7 +13,7 @@ from assets.transforms import report as charts
 from assets.transforms.derived import derive_measures
 from assets.transforms.files import write_parquet_atomic
 from conftest import run_cli
-from pipelines.report import write_report
+from assets.transforms.report_page import write_report
 from test_derived import MEMBERS, make_table
 
 PNG = b"\x89PNG\r\n\x1a\n"

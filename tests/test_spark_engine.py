@@ -11,7 +11,7 @@ if shutil.which("java") is None:
     pytest.skip("the Spark engine needs Java (17+) on PATH; none found", allow_module_level=True)
 pytest.importorskip("pyspark", reason="the Spark engine needs PySpark: pip install -e '.[spark]'")
 
-from pipelines.bench import project_indices  # noqa: E402
+from pipelines.bench.engines import project_indices  # noqa: E402
 
 KEYS = ["metric", "period", "geo_level", "geo_code", "industry"]
 MESSY_CSV = """usage_date,account_id,region_code,industry,product,metric,amount
@@ -33,7 +33,7 @@ not a date,csv-j,440300,gaming,,cloud,1
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
     from assets.transforms import spark_cube
-    from pipelines.demo_data import write_demo_raw
+    from pipelines.demo.data import write_demo_raw
 
     root = tmp_path_factory.mktemp("spark")
     raw = root / "raw"

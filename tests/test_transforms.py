@@ -8,7 +8,9 @@ from assets.transforms.annual import complete_years
 from assets.transforms.base import compute_base_totals
 from assets.transforms.cube import build_cube
 from assets.transforms.indices import index_grid, normalise_to_base_period
-from assets.transforms.ingest import InputError, parse_usage_date, quarters_between
+from assets.transforms.errors import InputError
+from assets.transforms.ingest.read import parse_usage_date
+from assets.transforms.quarters import quarters_between
 from assets.transforms.reference import load_reference
 from assets.transforms.validate import aggregate_account_usage, classify_rows
 
@@ -104,7 +106,7 @@ def test_base_total_of_zero_is_a_whole_input_error(ref):
 def test_inventory_reuses_unchanged_files_and_rereads_changed_ones(tmp_path):
     import os
 
-    from assets.transforms.ingest import inventory_files
+    from assets.transforms.ingest.inventory import inventory_files
 
     raw = tmp_path / "raw"
     raw.mkdir()
@@ -123,7 +125,8 @@ def test_inventory_reuses_unchanged_files_and_rereads_changed_ones(tmp_path):
 
 
 def test_a_sample_is_the_quarters_first_rows_however_far_its_undated_rows_push_them(tmp_path):
-    from assets.transforms.ingest import inventory_files, read_raw
+    from assets.transforms.ingest.inventory import inventory_files
+    from assets.transforms.ingest.read import read_raw
 
     raw = tmp_path / "raw"
     raw.mkdir()

@@ -20,15 +20,39 @@ from pipelines.sensors import raw_landing_sensor, run_failure_webhook, scan_land
 from tests.e2e.fixture import QUARTERS, tiny_rows, write_tiny_raw
 
 
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> tuple[Path, Path]:
+    """A tiny release built by the CLI from a landing folder (its raw path), kept aside for each test to copy."""
+    from pipelines.release import run_release
+
+    root = tmp_path_factory.mktemp("built")
+    raw = write_tiny_raw(root / "raw")
+    run_release(raw, root / "release", skip=("quarterly_report",))
+    return raw, root / "release"
+
+
 @pytest.fixture()
-def env(monkeypatch, tmp_path):
-    raw, release = write_tiny_raw(tmp_path / "raw"), tmp_path / "release"
-    release.mkdir()
-    monkeypatch.setenv("YUNZHI_RAW", str(raw))
+def env(monkeypatch, tmp_path, built):
+    """A copy of the built release and its landing folder (the release's settings name the copy's folder)."""
+    import dataclasses
+    import shutil
+
+    from assets.transforms.release import read_settings, settings_path, write_settings
+
+    raw, release = tmp_path / "raw", tmp_path / "release"
+    shutil.copytree(built[0], raw)
+    shutil.copytree(built[1], release)
+    write_settings(dataclasses.replace(read_settings(release), raw_path=str(raw)), settings_path(release))
     monkeypatch.setenv("YUNZHI_RELEASE", str(release))
     monkeypatch.delenv("YUNZHI_LANDING", raising=False)
     monkeypatch.delenv("YUNZHI_WEBHOOK_URL", raising=False)
     return raw, release
+
+
+def _late_quarter(raw: Path) -> None:
+    """A delivery for 2020Q3, a quarter the release does not hold yet."""
+    late = tiny_rows().with_columns(pl.col("usage_date").str.replace(r"^2020-0[45]", "2020-08"))
+    late.filter(pl.col("usage_date").str.starts_with("2020-08")).write_csv(raw / "usage_2020Q3.csv")
 
 
 # ------------------------------------------------------------------------------------------------ definitions
@@ -63,7 +87,9 @@ def test_schedule_requests_the_quarter_just_ended_and_skips_one_without_rows(env
     with dg.instance_for_test() as instance:
         at = dt.datetime(2020, 7, 1, 6, tzinfo=dt.timezone(dt.timedelta(hours=8)))
         request = quarterly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=at))
-        assert isinstance(request, dg.RunRequest) and request.partition_key == "2020Q2"
+        assert isinstance(request, dg.RunRequest) and request.run_config == {}  # the release's own raw path
+        assert (request.tags["dagster/asset_partition_range_start"],
+                request.tags["dagster/asset_partition_range_end"]) == ("2020Q2", "2020Q2")
         assert set(instance.get_dynamic_partitions("quarter")) == set(QUARTERS)
         later = dt.datetime(2021, 1, 1, 6, tzinfo=dt.timezone(dt.timedelta(hours=8)))
         skip = quarterly_schedule(dg.build_schedule_context(instance=instance, scheduled_execution_time=later))
@@ -76,39 +102,35 @@ def _tick(instance, cursor=None):
     return raw_landing_sensor(context), context.cursor
 
 
-def test_landing_sensor_adds_partitions_and_requests_the_new_quarters_once(env):
+def test_landing_sensor_requests_only_the_quarters_new_files_change(env):
     raw, _ = env
     with dg.instance_for_test() as instance:
-        result, cursor = _tick(instance)
-        assert isinstance(result, dg.SensorResult)
-        [request] = result.run_requests
-        assert request.tags["dagster/asset_partition_range_start"] == QUARTERS[0]
-        assert request.tags["dagster/asset_partition_range_end"] == QUARTERS[-1]
-        assert request.run_config["resources"]["settings"]["config"]["raw_path"] == str(raw)
-        [add] = result.dynamic_partitions_requests
-        assert add.partitions_def_name == "quarter" and list(add.partition_keys) == list(QUARTERS)
-        instance.add_dynamic_partitions("quarter", list(add.partition_keys))  # what the daemon does with it
-        again, cursor = _tick(instance, cursor)  # nothing new
-        assert isinstance(again, dg.SkipReason)
-        # a new delivery for a new quarter: only that quarter (and later ones) are requested
-        late = tiny_rows().with_columns(pl.col("usage_date").str.replace(r"^2020-0[45]", "2020-08"))
-        late.filter(pl.col("usage_date").str.starts_with("2020-08")).write_csv(raw / "usage_2020Q3.csv")
-        result, cursor = _tick(instance, cursor)
-        [request] = result.run_requests
-        assert request.tags["dagster/asset_partition_range_start"] == "2020Q3"
-        assert list(result.dynamic_partitions_requests[0].partition_keys) == ["2020Q3"]
-
-
-def test_landing_sensor_ignores_files_the_release_already_holds(env):
-    raw, release = env
-    from assets.transforms.ingest import inventory_files
-
-    (release / "state" / "assets").mkdir(parents=True)
-    inventory_files(raw).write_parquet(release / "state" / "assets" / "raw_inventory.parquet")
-    with dg.instance_for_test() as instance:
-        result, cursor = _tick(instance)
+        result, cursor = _tick(instance)  # the release holds every file of its landing folder
         assert isinstance(result, dg.SkipReason) and "no new raw files" in result.skip_message
         assert set(json.loads(cursor)) == {str(p) for p in raw.glob("*.csv")}
+        _late_quarter(raw)
+        result, cursor = _tick(instance, cursor)
+        assert isinstance(result, dg.SensorResult)
+        [request] = result.run_requests
+        assert request.tags["dagster/asset_partition_range_start"] == "2020Q3"
+        assert request.tags["dagster/asset_partition_range_end"] == "2020Q3"
+        assert request.run_config == {}  # the run reads the release's raw path, under the release's settings
+        [add] = result.dynamic_partitions_requests
+        assert add.partitions_def_name == "quarter" and list(add.partition_keys) == ["2020Q1", "2020Q2", "2020Q3"]
+        again, _ = _tick(instance, cursor)  # seen once: not requested again
+        assert isinstance(again, dg.SkipReason)
+
+
+def test_landing_sensor_delivers_another_folder_named_by_yunzhi_landing(env, monkeypatch, tmp_path):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    _late_quarter(landing)
+    monkeypatch.setenv("YUNZHI_LANDING", str(landing))
+    with dg.instance_for_test() as instance:
+        result, _ = _tick(instance)
+        [request] = result.run_requests
+        assert request.run_config["resources"]["settings"]["config"]["raw_path"] == str(landing)
+        assert request.tags["dagster/asset_partition_range_start"] == "2020Q3"
 
 
 def test_scan_landing_hashes_a_file_once(env):
@@ -197,17 +219,15 @@ def test_notifier_reads_the_url_from_the_environment(monkeypatch, webhook):
 
 # ------------------------------------------------------------------------------------------------ CLI progress
 def test_cli_progress_counts_outputs_across_quarters_and_stages(monkeypatch):
-    from pipelines.progress import QUARTER_RANGE_TAGS, Progress
-    from pipelines.definitions import ALL_ASSETS
+    from pipelines.progress import Progress
 
     monkeypatch.setenv("YUNZHI_PROGRESS", "1")
     with dg.instance_for_test() as instance:
-        tags = dict(zip(QUARTER_RANGE_TAGS, ("2020Q1", "2020Q4")))
-        progress = Progress(instance, ALL_ASSETS, ["raw_usage_profile", "raw_inventory"], tags)
-        assert progress.enabled and progress.total == 4 + 1
-        assert Progress.TAG in progress.tags and progress.tags[QUARTER_RANGE_TAGS[0]] == "2020Q1"
+        selection = [dg.AssetKey("raw_usage_profile"), dg.AssetKey("base_totals")]
+        progress = Progress(instance, selection, ["2020Q1", "2020Q2", "2020Q3", "2020Q4"])
+        assert progress.enabled and progress.total == 4 + 1 and Progress.TAG in progress.tags
     monkeypatch.setenv("YUNZHI_PROGRESS", "0")
-    assert not Progress(None, ALL_ASSETS, ["raw_inventory"], None).enabled
+    assert not Progress(None, [dg.AssetKey("raw_inventory")], None).enabled
 
 
 def test_make_ui_environment_points_at_the_release(tmp_path):
@@ -216,8 +236,6 @@ def test_make_ui_environment_points_at_the_release(tmp_path):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from ui import ui_env
 
-    (tmp_path / "manifest.json").write_text(json.dumps({"settings": {"raw_path": "/some/raw"}}))
     env = ui_env(tmp_path, base={})
     assert env["DAGSTER_HOME"] == str(tmp_path.resolve() / ".dagster")
-    assert env["YUNZHI_RELEASE"] == str(tmp_path.resolve()) and env["YUNZHI_RAW"] == "/some/raw"
-    assert ui_env(tmp_path, base={"YUNZHI_RAW": "/mine"})["YUNZHI_RAW"] == "/mine"
+    assert env["YUNZHI_RELEASE"] == str(tmp_path.resolve()) and "YUNZHI_RAW" not in env

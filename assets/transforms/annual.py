@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import polars as pl
 
+from assets.transforms.cube import cube_quarter
 from assets.transforms.indices import INDEX_COLUMNS, sort_index_rows
+from assets.transforms.reference import Reference
 
 
 def complete_years(quarters: list[str]) -> list[str]:
@@ -37,3 +39,11 @@ def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame,
                           pl.lit(year).alias("period"), pl.lit("year").alias("period_type"))
             .select(*INDEX_COLUMNS, "amount", "top_account_amount")
             .pipe(sort_index_rows))
+
+
+def index_year(year: str, quarterly: dict[str, pl.DataFrame], account_usage: dict[str, pl.LazyFrame],
+               ref: Reference) -> pl.DataFrame:
+    """One complete year's index rows from its four quarterly index tables and account-level usage."""
+    quarters = [f"{year}Q{i}" for i in (1, 2, 3, 4)]
+    year_cube = cube_quarter(year_account_usage([account_usage[q] for q in quarters]), ref)
+    return sum_quarters_to_year([quarterly[q] for q in quarters], year_cube, year)

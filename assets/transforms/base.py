@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.ingest import InputError
+from assets.transforms.errors import InputError
 
 
 def metrics_present(cubes: list[pl.DataFrame]) -> list[str]:
@@ -27,3 +27,9 @@ def compute_base_totals(base_cube: pl.DataFrame, base_period: str, metrics: list
         raise InputError(f"raw input: metric '{zero['metric'][0]}' has rows but a base total of 0 in "
                          f"{base_period} (column 'amount')")
     return totals.select("metric", "base_period", "base_amount").sort("metric")
+
+
+def base_totals_of(cubes: dict[str, pl.DataFrame], base_period: str) -> pl.DataFrame:
+    """The base totals of a release's quarterly cubes (a whole-input error if the base quarter has no rows)."""
+    empty = next(iter(cubes.values())).clear() if cubes else pl.DataFrame()
+    return compute_base_totals(cubes.get(base_period, empty), base_period, metrics_present(list(cubes.values())))

@@ -91,3 +91,8 @@ def build_cube(account_usage: pl.LazyFrame, ref: Reference) -> pl.LazyFrame:
         del single_rows, multi_rows
     cube = (pl.concat(parts) if parts else pl.DataFrame(schema=CUBE_SCHEMA)).cast(CUBE_SCHEMA)
     return cube.sort("metric", "geo_level", "geo_code", "industry").lazy()
+
+
+def cube_quarter(account_usage: pl.LazyFrame, ref: Reference) -> pl.DataFrame:
+    """One quarter's (or year's) cube from its account-level usage, computed with the streaming engine."""
+    return build_cube(account_usage, ref).collect(engine="streaming")

@@ -23,11 +23,13 @@ def _tmp_beside(path: Path) -> str:
     return tmp
 
 
-def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path, compression: str = "zstd") -> Path:
-    """Write (or stream, for a LazyFrame) a frame to Parquet, then move it into place."""
+def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path, compression: str = "zstd",
+                         metadata: dict[str, str] | None = None) -> Path:
+    """Write (or stream, for a LazyFrame) a frame to Parquet, then move it into place; `metadata` goes into the
+    file's key-value metadata."""
     path = Path(path)
     tmp = _tmp_beside(path)
-    options = {**PARQUET_OPTIONS, "compression": compression}
+    options = {**PARQUET_OPTIONS, "compression": compression, **({"metadata": metadata} if metadata else {})}
     try:
         if isinstance(frame, pl.LazyFrame):
             frame.sink_parquet(tmp, **options)

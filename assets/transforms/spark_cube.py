@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from assets.transforms.cube import CUBE_SCHEMA, geo_membership
-from assets.transforms.ingest import CST, END_DATE, FIRST_DATE, file_format
+from assets.transforms.ingest.read import CST, END_DATE, FIRST_DATE, file_format
 from assets.transforms.reference import Reference
 from assets.transforms.validate import ACCOUNT_USAGE_SCHEMA, MAX_AMOUNT, QUARANTINE_COLUMNS
 

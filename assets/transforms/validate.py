@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.ingest import quarter_label
+from assets.transforms.ingest.read import read_raw, unreadable_named
+from assets.transforms.quarters import quarter_label
 from assets.transforms.reference import Reference
 
 REASONS = ("invalid_date", "missing_account", "missing_region", "unknown_region", "unknown_industry",
@@ -275,3 +276,11 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
                  .group_by("metric", "geo_code", "province_code", "industry", "account_id")
                  .agg(pl.col("amount").sum(), pl.col("rows").sum()))
     return usage.select(list(ACCOUNT_USAGE_SCHEMA)), quarantine
+
+
+def validate_quarter(inventory: pl.DataFrame, quarter: str, ref: Reference | Codebook
+                     ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One quarter of the release's raw files: its good rows summed per account and cell, and its bad rows with one
+    reason each (`usage_and_quarantine`); a page that cannot be decoded is an InputError naming file and column."""
+    with unreadable_named(inventory, [quarter]):
+        return usage_and_quarantine(read_raw(inventory, [quarter]), ref)

@@ -1,4 +1,5 @@
-"""Check outcomes -> Dagster AssetCheckResults, each also recorded under DIR/state/quality for quality.json."""
+"""Checks: their specs (a predicate's name, what it asserts, whether it blocks), and outcomes -> Dagster
+AssetCheckResults, each also recorded under DIR/state/quality for quality.json."""
 from __future__ import annotations
 
 import json
@@ -7,7 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from assets.transforms.files import write_json_atomic
-from expectations.adapter import Outcome
+from expectations.outcomes import Outcome
+
+
+def specs(asset: str, checks: dict[str, tuple[str, bool]]) -> list[dg.AssetCheckSpec]:
+    """The check specs of `asset`: {name: (description, blocking)}."""
+    return [dg.AssetCheckSpec(name, asset=asset, description=description, blocking=blocking)
+            for name, (description, blocking) in checks.items()]
 
 
 def _plain(value):

@@ -16,7 +16,7 @@ import polars as pl
 
 from assets.transforms import report as charts
 
-SEEDS_INDUSTRIES = Path(__file__).resolve().parents[1] / "seeds" / "industries.csv"
+SEEDS_INDUSTRIES = Path(__file__).resolve().parents[2] / "seeds" / "industries.csv"
 
 
 def industry_names() -> tuple[dict[str, str], list[str]]:

@@ -6,7 +6,7 @@ writes raw usage for 2020Q1..2021Q1 as hive-partitioned Parquet (``out/quarter=2
 parts for big ``rows``), atomically (a temporary sibling directory renamed into place).
 
 Shape (see the module constants):
-  * targets come from ``pipelines.calibration.build_targets``: value[metric, quarter, cell, industry] in index
+  * targets come from ``pipelines.demo.calibration.build_targets``: value[metric, quarter, cell, industry] in index
     points; a cell (metric x quarter x geo cell x industry) is a *slot*; the amounts of the good rows of a slot add up
     to value * POINT_YUAN[metric] (the last row of each slot takes the floating-point remainder).
   * accounts: about ``min(rows // 10, 2_000_000)`` (ACCOUNTS_PER_ROW, MAX_ACCOUNTS), spread over the (geo cell,
@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import polars as pl
 
-from pipelines import calibration as cal
+from pipelines.demo import calibration as cal
 
 ACCOUNTS_PER_ROW = 0.1
 MAX_ACCOUNTS = 2_000_000

@@ -2,12 +2,12 @@
 
 Builds the target table ``value[metric, quarter, cell, industry]`` in index points (1 point = 1 % of the national
 total of that metric in the base quarter 2020Q1).  A *cell* is a city code of ``seeds/regions.csv`` or
-``<province code>U`` (usage a province's data could not place in a city).  ``pipelines.demo_data`` then writes raw
+``<province code>U`` (usage a province's data could not place in a city).  ``pipelines.demo.data`` then writes raw
 billing rows whose amounts add up, cell by cell, to ``value * POINT_YUAN[metric]``, so that the standard index
 computation (index = 100 * raw / raw(2020Q1, national)) reproduces the figures published by the source.
 
 Every published figure the targets are built to reproduce is a named constant below with a pointer to
-``/work/shared/METHOD.md`` ("the figures it must reproduce").  Everything the source does not say is filled
+``docs/METHOD.md`` ("The figures the default dataset reproduces").  Everything the source does not say is filled
 generically (deterministic pseudo-random sizes and growth), and the published constraints are enforced last
 (exact values / sums, orderings); ``tests/test_demo_data.py`` re-aggregates the generated rows and asserts them.
 
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 
 QUARTERS = ("2020Q1", "2020Q2", "2020Q3", "2020Q4", "2021Q1")
 BASE_QUARTER = "2020Q1"

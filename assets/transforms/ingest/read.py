@@ -1,19 +1,18 @@
-"""Ingest: find the raw files, check they are readable and complete, and read them as uniform lazy frames.
+"""Reading raw files: find them, check they are readable and complete, and read them as uniform lazy frames.
 
-Nothing here collects a raw quarter: files are scanned lazily and only their dates (one column) are read to find
-the quarters they hold.
+Nothing here collects a raw quarter: files are scanned lazily.
 """
 from __future__ import annotations
 
 import codecs
 import datetime as dt
-import hashlib
-import os
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
+
+from assets.transforms.errors import InputError
+from assets.transforms.quarters import in_quarters
 
 REQUIRED = ("usage_date", "account_id", "region_code", "amount")
 RAW_TEXT = ("usage_date", "account_id", "region_code", "industry", "product", "metric", "amount")
@@ -33,10 +32,6 @@ FIRST_DATE, END_DATE = dt.date(2000, 1, 1), dt.date(2100, 1, 1)
 _TEXTUAL = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 
 
-class InputError(Exception):
-    """A whole-input error: the run stops with this one line, which names the file and column."""
-
-
 def list_raw_files(raw: str | Path) -> list[Path]:
     """The Parquet and CSV files under `raw` (a file or a directory, hive-partitioned or not), in path order."""
     root = Path(raw)
@@ -53,14 +48,6 @@ def list_raw_files(raw: str | Path) -> list[Path]:
 
 def file_format(path: Path) -> str:
     return "csv" if path.suffix.lower() == ".csv" else "parquet"
-
-
-def content_hash(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def scan_file(path: Path) -> tuple[pl.LazyFrame, pl.Schema]:
@@ -179,14 +166,7 @@ def _text(name: str, schema: pl.Schema) -> pl.Expr:
     return pl.col(name).cast(pl.String).alias(name)
 
 
-PROFILE_STRUCT = pl.Struct({"q": pl.String, "rows": pl.Int64,
-                            **{f"null_{c}": pl.Int64 for c in RAW_TEXT},
-                            "min_date": pl.Date, "max_date": pl.Date, "min_amount": pl.Float64,
-                            "max_amount": pl.Float64, "sum_amount": pl.Float64})
-PROFILE_FIELDS = list(PROFILE_STRUCT.to_schema())
-
-
-def _amount(schema: pl.Schema) -> pl.Expr:
+def amount_as_float(schema: pl.Schema) -> pl.Expr:
     """amount as a float: numbers as they are, text parsed (null where it is not a number)."""
     if schema["amount"].is_numeric():
         return pl.col("amount").cast(pl.Float64)
@@ -205,153 +185,16 @@ def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str,
     if schema["usage_date"] == pl.Date:
         date_text = pl.when(date.is_null()).then(date_text)
     amount_text = _text("amount", schema).str.strip_chars()
-    if schema["amount"].is_numeric():
-        amount = pl.col("amount").cast(pl.Float64)
-    else:
-        amount = amount_text.cast(pl.Float64, strict=False)
     return lf.select(
         date.alias("usage_date"),
         date_text.alias("usage_date_raw"),
         *(_text(c, schema) for c in ("account_id", "region_code", "industry", "product", "metric")),
-        amount.alias("amount"),
+        amount_as_float(schema).alias("amount"),
         # text sources keep the amount as read, for the quarantine; typed ones only where it is missing
         (amount_text if not schema["amount"].is_numeric() else pl.lit(None, dtype=pl.String)).alias("amount_raw"),
         pl.lit(source_file, dtype=file_type).alias("source_file"),
         pl.col("source_row").cast(pl.Int64),
     )
-
-
-def quarter_label(date: pl.Expr) -> pl.Expr:
-    return pl.concat_str(date.dt.year().cast(pl.String), pl.lit("Q"), date.dt.quarter().cast(pl.String))
-
-
-def quarter_bounds(quarter: str) -> tuple:
-    import datetime as dt
-    year, q = int(quarter[:4]), int(quarter[5])
-    start = dt.date(year, 3 * q - 2, 1)
-    end = dt.date(year + (q == 4), 1 if q == 4 else 3 * q + 1, 1)
-    return start, end
-
-
-def quarters_between(first: str, last: str) -> list[str]:
-    """The contiguous quarter labels from first to last, inclusive."""
-    out, (y, q) = [], (int(first[:4]), int(first[5]))
-    while f"{y}Q{q}" <= last:
-        out.append(f"{y}Q{q}")
-        y, q = (y + 1, 1) if q == 4 else (y, q + 1)
-    return out
-
-
-def inventory_files(raw: str | Path, known: pl.DataFrame | None = None) -> pl.DataFrame:
-    """One row per raw file: path, content hash, format, rows, rows by quarter, undated rows.
-
-    Byte-identical files are one delivery: the later copies are listed with status `duplicate` and not read.
-    A file listed in `known` (a release's inventory) at the same path, size and modification time is taken from
-    there unread, so a landing folder that keeps growing costs only its new files.
-    """
-    root = Path(raw)
-    rows, seen = [], {}
-    unchanged = {} if known is None or "mtime_ns" not in known.columns else {
-        (r["path"], r["bytes"], r["mtime_ns"]): r for r in known.iter_rows(named=True)}
-    files = [(path, path.stat()) for path in list_raw_files(root)]
-    known_as = {path: unchanged.get((str(path.resolve()), stat.st_size, stat.st_mtime_ns)) for path, stat in files}
-    new = [path for path, _ in files if known_as[path] is None]
-    # hashing releases the GIL: the new files are hashed on every core while the loop profiles them one by one
-    pool = ThreadPoolExecutor(max_workers=max(1, min(len(new), os.cpu_count() or 1)))
-    try:
-        digests = {path: pool.submit(content_hash, path) for path in new}
-        for path, stat in files:
-            previous = known_as[path]
-            if previous is not None:
-                seen.setdefault(previous["sha256"], previous["source_file"])
-                rows.append(previous)
-            else:
-                rows.append(_inventory_entry(root, path, stat, digests[path], seen))
-    finally:
-        pool.shutdown(cancel_futures=True)  # a bad file stops the inventory without hashing the rest
-    return pl.DataFrame(rows, schema={"source_file": pl.String, "path": pl.String, "sha256": pl.String,
-                                      "format": pl.String, "bytes": pl.Int64, "mtime_ns": pl.Int64,
-                                      "status": pl.String, "rows": pl.Int64,
-                                      "undated_rows": pl.Int64, "quarters": pl.List(pl.String),
-                                      "quarter_rows": pl.List(pl.Int64), "profile": pl.List(PROFILE_STRUCT)})
-
-
-def _inventory_entry(root: Path, path: Path, stat: os.stat_result, hashing: Future, seen: dict) -> dict:
-    """One new file's inventory row (checked, then profiled unless it is a copy of one `seen`)."""
-    if file_format(path) == "csv":
-        check_utf8(path)
-    lf, schema = scan_file(path)
-    check_columns(path, schema)
-    digest = hashing.result()
-    name = str(path.relative_to(root)) if root.is_dir() else path.name
-    entry = {"source_file": name, "path": str(path.resolve()), "sha256": digest, "format": file_format(path),
-             "bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-             "status": "duplicate" if digest in seen else "ingested",
-             "rows": 0, "undated_rows": 0, "quarters": [], "quarter_rows": [], "profile": []}
-    if digest not in seen:
-        seen[digest] = name
-        entry.update(profile_file(path, lf, schema))
-    return entry
-
-
-def profile_file(path: Path, lf: pl.LazyFrame, schema: pl.Schema) -> dict:
-    """rows, undated_rows, quarters, quarter_rows and profile (per quarter: rows, nulls per column, date and amount
-    ranges, amount sum) of one file, from its Parquet footer where that can tell, else in one pass over it."""
-    counts = _footer_counts(path, schema)
-    if counts is None:
-        columns = [c for c in RAW_TEXT if c in schema]
-        try:  # every column decoded, so a corrupt page stops the run now, naming file and column
-            date = parse_usage_date(schema["usage_date"])
-            counts = (lf.with_columns(date.alias("_date"), _amount(schema).alias("_amount"))
-                      .group_by(pl.col("_date").dt.year().cast(pl.Int32).alias("_year"),
-                                pl.col("_date").dt.quarter().alias("_q"))
-                      .agg(pl.len(), *(pl.col(c).null_count().alias(f"null_{c}") for c in columns),
-                           pl.col("_date").min().alias("min_date"), pl.col("_date").max().alias("max_date"),
-                           pl.col("_amount").min().alias("min_amount"), pl.col("_amount").max().alias("max_amount"),
-                           pl.col("_amount").sum().alias("sum_amount"))
-                      .collect(engine="streaming")
-                      .with_columns(pl.concat_str("_year", pl.lit("Q"), "_q").alias("q")).drop("_year", "_q"))
-        except Exception as exc:
-            raise InputError(f"{path}: unreadable in column '{failing_column(lf, columns) or 'usage_date'}' "
-                             f"({str(exc).splitlines()[0][:160]})") from exc
-    dated = counts.filter(pl.col("q").is_not_null()).sort("q")
-    return {"rows": int(counts["len"].sum()), "undated_rows": int(counts.filter(pl.col("q").is_null())["len"].sum()),
-            "quarters": dated["q"].to_list(), "quarter_rows": [int(n) for n in dated["len"]],
-            "profile": [{k: (r.get(k) if k != "rows" else r["len"]) for k in PROFILE_FIELDS}
-                        for r in dated.iter_rows(named=True)]}
-
-
-def _footer_counts(path: Path, schema: pl.Schema) -> pl.DataFrame | None:
-    """The profile of a Parquet file whose footer statistics put every row on a plausible date of one quarter
-    (typical: a delivery per quarter, month or day): rows, nulls and ranges from the footer, only the amount read
-    (for its sum). None where the footer cannot tell (text dates, no statistics, several quarters, null dates)."""
-    if file_format(path) != "parquet" or schema["usage_date"] != pl.Date or not schema["amount"].is_numeric():
-        return None
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(path).metadata
-    index = {meta.schema.column(i).path: i for i in range(meta.num_columns)}
-    columns = [c for c in RAW_TEXT if c in schema]
-    stats = {c: [meta.row_group(g).column(index[c]).statistics for g in range(meta.num_row_groups)]
-             for c in columns}
-    if meta.num_rows == 0 or not all(s is not None and s.has_null_count for c in columns for s in stats[c]):
-        return None
-    if not all(s.has_min_max or s.null_count == s.num_values for c in ("usage_date", "amount") for s in stats[c]):
-        return None
-    nulls = {c: sum(s.null_count for s in stats[c]) for c in columns}
-    if nulls["usage_date"]:
-        return None
-    lo, hi = (min(s.min for s in stats["usage_date"]), max(s.max for s in stats["usage_date"]))
-    quarter = f"{lo.year}Q{(lo.month - 1) // 3 + 1}"
-    if not (FIRST_DATE <= lo and hi < END_DATE and quarter == f"{hi.year}Q{(hi.month - 1) // 3 + 1}"):
-        return None
-    amounts = [s for s in stats["amount"] if s.has_min_max]
-    total = pl.scan_parquet(path).select(pl.col("amount").cast(pl.Float64).sum()).collect(engine="streaming").item()
-    return pl.DataFrame([{"q": quarter, "len": meta.num_rows,
-                          **{f"null_{c}": n for c, n in nulls.items()}, "min_date": lo, "max_date": hi,
-                          "min_amount": float(min(s.min for s in amounts)) if amounts else None,
-                          "max_amount": float(max(s.max for s in amounts)) if amounts else None,
-                          "sum_amount": total}])
 
 
 def failing_column(lf: pl.LazyFrame, columns: list[str]) -> str | None:
@@ -382,15 +225,6 @@ def unreadable_named(inventory: pl.DataFrame, quarters: list[str] | None = None)
         raise
 
 
-def data_quarters(inventory: pl.DataFrame) -> list[str]:
-    """The contiguous quarters from the earliest to the latest quarter with rows."""
-    present = sorted(set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls()))
-    if not present:
-        raise InputError(f"{inventory['source_file'][0] if inventory.height else 'input'}: "
-                         "no rows with a valid usage_date in column 'usage_date'")
-    return quarters_between(present[0], present[-1])
-
-
 def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None, first: int | None = None) -> pl.LazyFrame:
     """All ingested files in one schema, lazily; restricted to `quarters` (by usage_date) if given, and to the
     `first` rows if given (a sample: then a file is read only as far as that takes).
@@ -417,11 +251,6 @@ def read_raw(inventory: pl.DataFrame, quarters: list[str] | None = None, first: 
     return rows if first is None else rows.head(first)
 
 
-def in_quarters(date: pl.Expr, quarters: list[str]) -> pl.Expr:
-    """Whether `date` falls in one of `quarters`: date comparisons, cheaper per row than labelling each one."""
-    return pl.any_horizontal(date.is_between(*map(pl.lit, quarter_bounds(q)), closed="left") for q in quarters)
-
-
 def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:
     """Rows whose usage_date is not a valid date: they belong to no quarter, so they are quarantined at intake."""
     frames = []
@@ -433,30 +262,3 @@ def undated_rows(inventory: pl.DataFrame) -> pl.LazyFrame:
     if not frames:
         return pl.LazyFrame(schema=RAW_SCHEMA)
     return pl.concat(frames, how="vertical")
-
-
-def quarter_profile(inventory: pl.DataFrame, quarter: str) -> pl.DataFrame:
-    """Per source file, the quarter's profile that the inventory took while reading every column once: rows, nulls
-    per column (none for a column the file lacks), date and amount ranges. No raw row is read again."""
-    profile = (inventory.filter(pl.col("status") == "ingested").select("source_file", "profile")
-               .explode("profile").drop_nulls("profile").unnest("profile"))
-    return profile.filter(pl.col("q") == quarter).drop("q").sort("source_file")
-
-
-def merge_inventory(previous: pl.DataFrame | None, current: pl.DataFrame) -> pl.DataFrame:
-    """A release's inventory after a new delivery: what it held, plus each file not listed before.
-
-    A file whose bytes the release already ingested (same sha256) is a `duplicate`, whatever its name. A file
-    delivered again at the same path with other bytes replaces the earlier delivery, which is then `replaced`
-    (no longer read: its rows were overwritten).
-    """
-    if previous is None or previous.height == 0:
-        return current
-    known = set(previous.filter(pl.col("status") == "ingested")["sha256"])
-    new = (current.join(previous.select("source_file", "sha256"), on=["source_file", "sha256"], how="anti")
-           .with_columns(pl.when(pl.col("sha256").is_in(list(known))).then(pl.lit("duplicate"))
-                      .otherwise(pl.col("status")).alias("status")))
-    overwritten = (pl.col("status") == "ingested") & pl.col("path").is_in(new["path"].implode())
-    previous = previous.with_columns(pl.when(overwritten).then(pl.lit("replaced")).otherwise(pl.col("status"))
-                                     .alias("status"))
-    return pl.concat([previous, new], how="diagonal_relaxed")

@@ -1,0 +1,5 @@
+import sys
+
+from pipelines.bench.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The default (demo) dataset: calibration targets (`calibration`) and the raw rows that meet them (`data`)."""
