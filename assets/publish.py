@@ -55,7 +55,8 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
     used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
     base = release.base(inventory)
-    stale = stale_quarters(settings.state, PARTITIONED_ASSETS, quarter_fingerprints(inventory, release.settings, base))
+    expected = quarter_fingerprints(inventory, release.settings, base)
+    stale = stale_quarters(settings.state, PARTITIONED_ASSETS, expected)
     outdated = outdated_outputs(settings.state, WHOLE_STAGES, run_id)
     previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
     revised = diff_revisions(previous, indices, run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -70,7 +71,7 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised,
                          staging / "revisions.parquet")
     write_json_atomic(build_manifest(inventory, dataclasses.asdict(published_settings), settings.reference().vintages,
-                                     counts), staging / "manifest.json")
+                                     counts, expected), staging / "manifest.json")
     write_settings(published_settings, staging / SETTINGS_FILE)
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={

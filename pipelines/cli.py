@@ -27,8 +27,9 @@ def parser() -> argparse.ArgumentParser:
                                      "content hash), its settings and base stay as they are, only the quarters with "
                                      "new data are recomputed, and every changed published value is logged in "
                                      "DIR/revisions.parquet.")
-    run.add_argument("--raw", required=True, help="raw usage: a Parquet or CSV file, or a directory of them "
-                                                  "(hive-partitioned or not)")
+    run.add_argument("--raw", help="raw usage: a Parquet or CSV file, or a directory of them (hive-partitioned or "
+                                   "not). Required for a new release; continuing one, the default is the release's "
+                                   "own raw path (its landing folder)")
     run.add_argument("--out", required=True, help="release directory: a new one to create, or an existing release to "
                                                   "continue (indices.parquet, derived.parquet, quarantine.parquet, "
                                                   "revisions.parquet, quality.json, manifest.json, report/; its "
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
             from pipelines.release import rebase_release, run_release
 
             if args.command == "run":
+                if args.raw is None and not (Path(args.out) / "state" / "settings.json").exists():
+                    raise InputError(f"{args.out}: not a release yet: name its raw input with --raw PATH")
                 done = run_release(args.raw, args.out, skip=_skipped(args), base_period=args.base,
                                    products_path=args.products, tier_scheme=args.tiers,
                                    allow_empty_quarters=args.allow_empty_quarters, engine=args.engine)

@@ -156,15 +156,13 @@ def run_release(raw: str | None, out: str | Path, until: tuple[str, ...] = (), s
         acquire(lock, out_dir, f"python -m pipelines {'rebase' if rebase_to else 'run'}", LOCK_WAIT_SECONDS,
                 say or (lambda line: print(line, file=sys.stderr, flush=True)))
         try:
-            published = is_published(out_dir)
             runs = [execute(instance, job_name, config, [INVENTORY]).run_id]
             import polars as pl
 
             quarters = data_quarters(pl.read_parquet(out_dir / "state" / "assets" / "raw_inventory.parquet"))
-            todo = quarters if rebase_to else quarters_to_compute(out_dir)
-            if not todo and published and not until:
+            todo = quarters if rebase_to or until else quarters_to_compute(out_dir)
+            if not todo:
                 return Outcome(out_dir, quarters, [], runs)
-            todo = todo or quarters[-1:]  # nothing to recompute, but nothing published yet either
             runs.append(execute(instance, job_name, config, selection(until, skip), todo).run_id)
             return Outcome(out_dir, quarters, todo, runs)
         finally:

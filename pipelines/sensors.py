@@ -16,13 +16,13 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from assets.support.io import stored_path
-from assets.support.partitions import PARTITIONED_ASSETS, quarterly_partitions
+from assets.support.io import quarters_to_compute, stored_path
+from assets.support.partitions import quarterly_partitions
 from assets.support.settings import RANGE_TAGS
 from assets.transforms.errors import InputError
 from assets.transforms.ingest.inventory import content_hash, data_quarters, take_inventory
 from assets.transforms.ingest.read import list_raw_files
-from assets.transforms.release import quarter_fingerprints, read_settings, stale_quarters
+from assets.transforms.release import read_settings
 from pipelines.notify import Notifier, failed_checks, summary
 
 
@@ -68,13 +68,8 @@ def delivery_config(release: Path, landing: str) -> dict:
 
 def plan(release: Path, landing: str) -> tuple[list[str], list[str]]:
     """(the release's quarters with the landing folder delivered, the quarters a run must then compute)."""
-    previous = stored_inventory(release)
-    inventory = take_inventory(landing, previous)
-    settings = read_settings(release)
-    quarters = data_quarters(inventory)
-    base = settings.base_period or quarters[0]
-    return quarters, stale_quarters(release / "state", PARTITIONED_ASSETS,
-                                    quarter_fingerprints(inventory, settings, base))
+    inventory = take_inventory(landing, stored_inventory(release))
+    return data_quarters(inventory), quarters_to_compute(release, inventory)
 
 
 @dg.sensor(job_name="quarterly_release", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,

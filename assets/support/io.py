@@ -20,7 +20,7 @@ from assets.support.settings import release_directory
 from assets.transforms.files import STATE_COMPRESSION, write_parquet_atomic
 from assets.transforms.ingest.inventory import data_quarters
 from assets.transforms.release import (STAMP_INPUTS, STAMP_RUN, quarter_fingerprints, read_settings, read_stamps,
-                                       stale_quarters)
+                                       stale_quarters, unpublished_quarters)
 
 INPUTS = "inputs"  # output metadata: {quarter: fingerprint of what it was computed from}
 
@@ -35,14 +35,16 @@ def stored_stamps(release_dir: str | Path, asset: str, partitions: list[str]) ->
     return {p: read_stamps(stored_path(release_dir, asset, p)).get(STAMP_INPUTS.decode(), "") for p in partitions}
 
 
-def quarters_to_compute(release_dir: str | Path) -> list[str]:
-    """The quarters of a release whose stored outputs were not computed from its current files, base and settings
-    (all of them for a release not yet computed): what a run must cover before the release can be published."""
-    inventory = pl.read_parquet(stored_path(release_dir, "raw_inventory"))
+def quarters_to_compute(release_dir: str | Path, inventory: pl.DataFrame | None = None) -> list[str]:
+    """The quarters a run must cover to publish the release as its files now are (`inventory`, by default the stored
+    one): those whose stored outputs were computed from other files, base or settings, and those the published
+    release does not reflect yet (all of them for a release never published)."""
+    if inventory is None:
+        inventory = pl.read_parquet(stored_path(release_dir, "raw_inventory"))
     settings = read_settings(release_dir)
-    base = settings.base_period or data_quarters(inventory)[0]
-    return stale_quarters(Path(release_dir) / "state", PARTITIONED_ASSETS,
-                          quarter_fingerprints(inventory, settings, base))
+    expected = quarter_fingerprints(inventory, settings, settings.base_period or data_quarters(inventory)[0])
+    stale = stale_quarters(Path(release_dir) / "state", PARTITIONED_ASSETS, expected)
+    return sorted(set(stale) | set(unpublished_quarters(release_dir, expected)))
 
 
 class ParquetIOManager(dg.ConfigurableIOManager):

@@ -66,15 +66,16 @@ class Settings(dg.ConfigurableResource):
     _lock: Optional[FileLock] = PrivateAttr(default=None)
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        directory = release_directory(self.release_dir)
+        directory, run = release_directory(self.release_dir), context.run
+        given = {k: getattr(self, k) for k in type(self).model_fields if k not in ("release_dir", "rebase_to")}
+        arguments = (directory, given, SEEDS_DIR, self.rebase_to or "", run.job_name, run_quarters(run.tags),
+                     context.instance.get_dynamic_partitions("quarter"))
+        open_release(*arguments, write=False)  # a run the release refuses stops before it writes anything
         self._lock = writer_lock(directory)
-        acquire(self._lock, directory, f"run {context.run.run_id}", LOCK_WAIT_SECONDS)
+        acquire(self._lock, directory, f"run {run.run_id}", LOCK_WAIT_SECONDS)
         try:
             finish_interrupted_swaps(directory / "state", directory)
-            given = {k: getattr(self, k) for k in type(self).model_fields if k not in ("release_dir", "rebase_to")}
-            run = context.run
-            self._release = open_release(directory, given, SEEDS_DIR, self.rebase_to or "", run.job_name,
-                                         run_quarters(run.tags), context.instance.get_dynamic_partitions("quarter"))
+            self._release = open_release(*arguments)  # again, under the lock: another writer may have published
         except BaseException:
             self._lock.release()
             raise

@@ -39,7 +39,8 @@ def normalise_to_base_period(cube: pl.DataFrame, base: pl.DataFrame, grid: pl.Da
             .join(base.select("metric", "base_period", "base_amount"), on="metric")
             .with_columns(pl.col("amount").fill_null(0.0), pl.col("accounts").fill_null(0).cast(pl.Int64),
                           pl.col("top_account_amount").fill_null(0.0))
-            .with_columns((100.0 * pl.col("amount") / pl.col("base_amount")).alias("value"),
+            # amount / base first: the base quarter's national cell is then exactly 1 x 100
+            .with_columns((pl.col("amount") / pl.col("base_amount") * 100.0).alias("value"),
                           pl.lit(period).alias("period"), pl.lit(period_type).alias("period_type"),
                           pl.lit("ok").alias("status"))
             .select(*INDEX_COLUMNS, "amount", "top_account_amount")

@@ -39,7 +39,10 @@ def code_version() -> str:
     return f"{version}+{commit}" if commit else version
 
 
-def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, counts: dict) -> dict:
+def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, counts: dict,
+                   quarter_inputs: dict[str, str]) -> dict:
+    """The release's provenance: code, inputs, seeds, settings, row counts, and what each quarter was computed from
+    (the fingerprints a later run compares to tell which quarters the published release does not reflect)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
@@ -49,6 +52,7 @@ def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, coun
         "seed_vintages": vintages,
         "settings": settings,
         "row_counts": counts,
+        "quarter_inputs": quarter_inputs,
     }
 
 

@@ -135,10 +135,10 @@ def _contradiction(name: str, ours, theirs, release_dir: Path) -> str:
 
 def open_release(release_dir: str | Path, given: dict, seeds_default: str | Path, rebase_to: str = "",
                  job: str = "", run_quarters: list[str] | None = None, all_quarters: list[str] | None = None,
-                 ) -> Release:
+                 write: bool = True) -> Release:
     """The release a run works on, with its settings reconciled with the run's (`given`: the settings the run names;
-    None or absent = as the release says). Creates the release's settings if there are none yet; raises InputError
-    (one line naming each setting) before anything is written if the run contradicts the release."""
+    None or absent = as the release says). Raises InputError (one line naming each setting) if the run contradicts
+    the release; else, with `write`, creates or updates the settings of a release not yet published."""
     directory = Path(release_dir).resolve()
     given = {k: _normalised(k, v) for k, v in given.items() if k in FIELDS and v is not None and v != ""}
     stored, published = read_settings(directory), is_published(directory)
@@ -164,7 +164,7 @@ def open_release(release_dir: str | Path, given: dict, seeds_default: str | Path
         if not settings.tier_vintage:
             settings = dataclasses.replace(
                 settings, tier_vintage=default_tier_vintage(settings.seeds_dir or seeds_default))
-        if settings != stored:
+        if settings != stored and write:
             write_settings(settings, settings_path(directory))
     if not delivery:
         raise InputError(f"{directory}: no raw input: name one (--raw PATH, or raw_path in the launchpad)")
@@ -214,6 +214,14 @@ def stale_quarters(state: Path, assets: tuple[str, ...], expected: dict[str, str
                 stale.append(quarter)
                 break
     return stale
+
+
+def unpublished_quarters(release_dir: str | Path, expected: dict[str, str]) -> list[str]:
+    """The quarters whose published values were not computed from the `expected` fingerprints (a run that computed
+    them was stopped before it published), by the published manifest."""
+    manifest = Path(release_dir) / MANIFEST
+    published = json.loads(manifest.read_text(encoding="utf-8")).get("quarter_inputs", {}) if manifest.exists() else {}
+    return sorted(q for q, fingerprint in expected.items() if published.get(q) != fingerprint)
 
 
 def outdated_outputs(state: Path, assets: tuple[str, ...], run_id: str) -> list[str]:

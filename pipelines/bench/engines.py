@@ -162,7 +162,7 @@ def duckdb_indices(raw: str | Path, work: str | Path, threads: int | None = None
                         & (pl.col("industry") == "all"))
             .select("metric", pl.col("amount").alias("base_amount")))
     indices = (cube.join(base, on="metric")
-               .with_columns((100.0 * pl.col("amount") / pl.col("base_amount")).alias("value"))
+               .with_columns((pl.col("amount") / pl.col("base_amount") * 100.0).alias("value"))
                .drop("base_amount"))
     indices.write_parquet(work / "indices.parquet")
     timings["indices"] = round(time.perf_counter() - t, 3)

@@ -288,7 +288,6 @@ def _province_cloud(prov_short: list[str]) -> np.ndarray:
     missing = set(prov_short) ^ set(PROVINCE_CLOUD)
     if missing:
         raise ValueError(f"PROVINCE_CLOUD does not match the seeds' provinces: {sorted(missing)}")
-    n = len(prov_short)
     A = np.array([PROVINCE_CLOUD[p][0] for p in prov_short])
     A *= nat[:4].sum() / A.sum()
     G_named = np.array([PROVINCE_CLOUD[p][1] or np.nan for p in prov_short])

@@ -196,7 +196,6 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
 
     rng = np.random.default_rng([seed, 0xACC])
     acc_combo = np.repeat(np.arange(combos.height), n_acc)
-    acc_pos = np.arange(n_accounts) - acc_start[acc_combo]
     size = np.minimum((1.0 - rng.random(n_accounts)) ** (-1.0 / PARETO_ALPHA), ACCOUNT_SIZE_CAP)
     acc_hash = rng.integers(0, 2**31 - 1, n_accounts)
     perm = rng.permutation(n_accounts) + 1
@@ -235,7 +234,6 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     acc_region = pa.array(flat, pa.string()).take(pa.array(pick))
 
     # industry label of each account
-    ind_codes = inds["code"].to_list()
     labels: list[str | None] = []
     lab_off = {}
     for r in inds.iter_rows(named=True):
