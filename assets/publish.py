@@ -8,9 +8,10 @@ import dagster as dg
 import polars as pl
 
 from assets.support.checks import check_results, read_recorded, specs, summarise
-from assets.support.metadata import markdown_preview
+from assets.support.metadata import markdown_preview, table_schema
 from assets.support.partitions import PARTITIONED_ASSETS
 from assets.support.settings import Settings
+from assets.transforms.dictionary import describe
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
 from assets.transforms.ingest.inventory import data_quarters
 from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest, diff_revisions
@@ -76,6 +77,7 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(staging)),
+        "dagster/column_schema": table_schema(indices.schema, describe("indices", indices.columns)),
         "quarantined_rows": quarantine.height, "revised_cells": revised.height, "base_period": base,
         "national_index": markdown_preview(national.select("metric", "period", "value"), rows=national.height)})
     outcomes = [suite.result(),
@@ -107,10 +109,12 @@ def published_release(context: dg.AssetExecutionContext, settings: Settings):
     moves = [(name, name) for name in PUBLISHED_FILES] + [(SETTINGS_FILE, f"state/{SETTINGS_FILE}")]
     # a run without the report leaves none: an earlier one would show the figures before this run
     swap_in(staging, out, moves + ([("report", "report")] if with_report else []), [] if with_report else ["report"])
-    indices = pl.read_parquet(out / "indices.parquet", columns=["status"])
+    indices = pl.scan_parquet(out / "indices.parquet")
+    schema, statuses = indices.collect_schema(), indices.select("status").collect()["status"]
     yield dg.MaterializeResult(metadata={
-        "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(out / "indices.parquet")),
-        "suppressed_cells": indices.filter(pl.col("status") == "suppressed").height, "report": with_report})
+        "dagster/row_count": statuses.len(), "path": dg.MetadataValue.path(str(out / "indices.parquet")),
+        "dagster/column_schema": table_schema(schema, describe("indices", schema.names())),
+        "suppressed_cells": int((statuses == "suppressed").sum()), "report": with_report})
     differ = [name for name, digest in staged.items() if _digest(out / name) != digest]
     yield from check_results(context, settings.state, "publish", "published_release", {None: [
         predicate(SWAPPED_WHOLE, not differ, files=len(staged), differ=", ".join(differ) or "none")]})

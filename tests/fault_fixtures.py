@@ -1,7 +1,8 @@
 """Shared helpers for the property and fault tests: small raw inputs built from the seeds, and the pure
 transform chain the assets run (ingest -> validate -> cube -> base -> indices -> annual), without Dagster.
 
-`run_transforms` mirrors assets/*.py stage by stage so that a property test costs milliseconds, not a Dagster run.
+`run_transforms` calls the per-quarter functions the assets call, so that a property test costs milliseconds, not a
+Dagster run.
 """
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ import polars as pl
 
 from assets.transforms import validate
 from assets.transforms.errors import InputError
-from assets.transforms.ingest.inventory import data_quarters, inventory_files
-from assets.transforms.ingest.read import read_raw, undated_rows, unreadable_named
-from assets.transforms.quarters import quarter_bounds
-from assets.transforms.annual import complete_years, sum_quarters_to_year
-from assets.transforms.base import compute_base_totals, metrics_present
-from assets.transforms.cube import build_cube
+from assets.transforms.annual import complete_years, index_year
+from assets.transforms.base import base_totals_of
+from assets.transforms.cube import cube_quarter
 from assets.transforms.indices import index_grid, normalise_to_base_period
+from assets.transforms.ingest.inventory import data_quarters, take_inventory
+from assets.transforms.ingest.read import undated_rows
+from assets.transforms.publish import assemble_quarantine
+from assets.transforms.quarters import quarter_bounds
+from assets.transforms.validate import validate_quarter
 from assets.transforms.reference import Reference, load_reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,37 +126,27 @@ def split_into_files(frame: pl.DataFrame, directory: Path, cuts: list[int], fmt:
 
 
 def run_transforms(raw: str | Path, base_period: str | None = None, allow_empty: bool = True) -> dict:
-    """The pure chain of the assets: quarterly and annual index tables (with amount columns), cubes, the
-    quarantine and the row counts. Whole-input errors raise `InputError`, as in a run."""
+    """The per-quarter functions the assets call, in flow order: quarterly and annual index tables (with amount
+    columns), cubes, the quarantine and the row counts. Whole-input errors raise `InputError`, as in a run."""
     ref = reference()
-    inventory = inventory_files(raw)
+    inventory = take_inventory(raw)
     quarters = data_quarters(inventory)
     with_rows = set(inventory.filter(pl.col("status") == "ingested")["quarters"].explode().drop_nulls())
     if not allow_empty and set(quarters) - with_rows:
         raise InputError(f"{raw}: empty quarter")
-    usage, quarantine, cubes = {}, [], {}
-    undated = validate.select_quarantine(validate.classify_rows(undated_rows(inventory), ref)).collect()
-    quarantine.append(undated)
+    book = validate.Codebook(ref)
+    usage, quarantine = {}, [validate.select_quarantine(validate.classify_rows(undated_rows(inventory), book)).collect()]
     for quarter in quarters:
-        with unreadable_named(inventory, [quarter]):
-            classified = validate.classify_rows(read_raw(inventory, [quarter]), ref)
-            usage[quarter], bad = pl.collect_all([validate.aggregate_account_usage(classified),
-                                                  validate.select_quarantine(classified)])
+        usage[quarter], bad = validate_quarter(inventory, quarter, book)
         quarantine.append(bad)
-        cubes[quarter] = build_cube(usage[quarter].lazy(), ref).collect()
-    base = base_period or quarters[0]
-    totals = compute_base_totals(cubes[base], base, metrics_present(list(cubes.values())))
+    cubes = {q: cube_quarter(usage[q].lazy(), ref) for q in quarters}
+    totals = base_totals_of(cubes, base_period or quarters[0])
     grid = index_grid(ref, totals["metric"].to_list())
     quarterly = {q: normalise_to_base_period(cubes[q], totals, grid, q) for q in quarters}
-    annual = {}
-    for year in complete_years(quarters):
-        qs = [f"{year}Q{i}" for i in (1, 2, 3, 4)]
-        year_cube = build_cube(pl.concat([usage[q] for q in qs]).lazy(), ref).collect()
-        annual[year] = sum_quarters_to_year([quarterly[q] for q in qs], year_cube, year)
+    lazy_usage = {q: frame.lazy() for q, frame in usage.items()}
+    annual = {year: index_year(year, quarterly, lazy_usage, ref) for year in complete_years(quarters)}
     ingested = inventory.filter(pl.col("status") == "ingested")
-    quarantined = pl.concat([q.select(validate.QUARANTINE_COLUMNS).cast(
-        {c: (pl.Int64 if c == "source_row" else pl.String) for c in validate.QUARANTINE_COLUMNS})
-        for q in quarantine])
+    quarantined = assemble_quarantine(quarantine)
     return {"inventory": inventory, "quarters": quarters, "usage": usage, "cubes": cubes, "base": totals,
             "quarterly": quarterly, "annual": annual, "quarantine": quarantined,
             "rows_in": int(ingested["rows"].sum()),

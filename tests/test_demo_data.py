@@ -502,7 +502,7 @@ def test_cluster_ai_growth_and_peak(idx):
     assert mean["2020Q4"] > 7          # soft figure of METHOD.md, reproduced
 
 
-@pytest.mark.xfail(strict=False, reason=(
+@pytest.mark.xfail(strict=True, reason=(
     "METHOD.md asks 长江中游 and 珠三角 to be the two fastest-growing of the seven clusters AND 兰西 and 关中平原 to grow "
     "strictly faster than the median of the seven: with 7 values the median is the 4th, so 'above' needs ranks "
     "1-3, which leaves room for only one of 兰西 / 关中平原 after the top two. The demo puts them 3rd and 4th; the one "

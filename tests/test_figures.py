@@ -1,10 +1,10 @@
-"""Every figure of ../shared/METHOD.md, reproduced from the demo release (tests/conftest.py `demo_release`).
+"""Every figure of docs/METHOD.md, reproduced from the demo release (tests/conftest.py `demo_release`).
 
 One row per figure: (id, where the source states it, expected, tolerance, how to read it from the published
 indices.parquet and derived.parquet). Lines refer to seed-docs/004_7e7315b40ff483fe.txt. Tolerances follow
 METHOD.md: decimals match at that rounding, a whole-number percentage to +-0.5 points, "more than" is strict, a "~"
-multiple to +-0.1 unless stated. A figure the calibrated demo data does not (yet) reproduce is xfail(strict=False),
-with the reason, so the list stays complete.
+multiple to +-0.1 unless stated. The one figure that is infeasible as the source states it is a strict expected
+failure, with the reason, so the list stays complete.
 """
 from __future__ import annotations
 

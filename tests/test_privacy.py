@@ -304,7 +304,7 @@ def test_random_tiny_tables_resist_the_subtraction_attack(seed):
     assert exposed_cells(out, membership()).height == 0
 
 
-@pytest.mark.xfail(strict=False, reason="known limitation: complementary suppression guarantees that no single "
+@pytest.mark.xfail(strict=True, reason="known limitation: complementary suppression guarantees that no single "
                    "published equation isolates a suppressed cell (the subtraction attack), not that no "
                    "combination does: overlapping hierarchies make odd cycles (province pair, cluster pair, tier "
                    "pair: x+y, y+z, z+x known) that a solver of the whole system resolves; closing it needs a "

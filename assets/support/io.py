@@ -17,6 +17,7 @@ from pydantic import Field
 from assets.support.metadata import markdown_preview, table_schema
 from assets.support.partitions import PARTITIONED_ASSETS
 from assets.support.settings import release_directory
+from assets.transforms.dictionary import describe
 from assets.transforms.files import STATE_COMPRESSION, write_parquet_atomic
 from assets.transforms.ingest.inventory import data_quarters
 from assets.transforms.release import (STAMP_INPUTS, STAMP_RUN, quarter_fingerprints, read_settings, read_stamps,
@@ -78,7 +79,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             schema, last = pl.read_parquet_schema(path), path
         if schema is None:
             return
-        metadata = {"dagster/row_count": rows, "dagster/column_schema": table_schema(schema),
+        metadata = {"dagster/row_count": rows, "dagster/column_schema": table_schema(schema, describe(name, schema)),
                     "path": dg.MetadataValue.path(str(last.parent if len(frames) > 1 else last))}
         if context.definition_metadata.get("preview") and last is not None:
             metadata["preview"] = markdown_preview(pl.read_parquet(last, n_rows=5))

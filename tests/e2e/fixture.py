@@ -1,6 +1,9 @@
-"""A tiny raw fixture for the browser test: two quarters, six cities, both metrics, a few rejected rows.
+"""Tiny raw fixtures, deterministic and independent of the demo generator (a few hundred rows each):
 
-Deterministic and independent of the demo generator, so the end-to-end test stays small (a few hundred rows).
+- `tiny_rows` / `write_tiny_raw`: two quarters, six cities, both metrics, two rejected rows (tests/test_ui.py);
+- `story_rows` / `write_story_raw` / `write_late_file`: the browser story (scripts/e2e.py): the four quarters of
+  2020 in nine city-level places (every tier of the six-tier scheme but tier4/tier5, and one province-level code,
+  so `unallocated` has usage), then a late file of new accounts for 2020Q4.
 """
 from __future__ import annotations
 

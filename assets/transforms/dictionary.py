@@ -1,0 +1,88 @@
+"""The data dictionary: what each column of each stored and published table holds, with its unit.
+
+One description per column name, and per table where a name means something else there. Dagster shows them in each
+asset's column schema (`assets.support.io`); a test requires a description for every column of every table.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+COLUMNS = {
+    # keys of the index tables
+    "metric": "cloud (用云量, all cloud products) or ai (赋智量, AI products)",
+    "period": "2020Q1 for a quarter, 2020 for a complete year",
+    "period_type": "quarter, or year (a year's value is the sum of its four quarters)",
+    "geo_level": "national, province, city, tier or cluster",
+    "geo_code": "CN; a province or city code (GB/T 2260); <province code>U for a province's usage no city holds; a "
+                "tier code or unallocated; a cluster code",
+    "geo_name": "Chinese name of the entity, from seeds/",
+    "geo_name_en": "English name of the entity, from seeds/",
+    "industry": "all, or an industry code of seeds/industries.csv",
+    "value": "index points: 100 x consumption / consumption of the base quarter, national, all industries (per "
+             "metric); null when suppressed",
+    "accounts": "exact number of distinct accounts with consumption > 0 behind the cell (never a sum of lower "
+                "levels); null when suppressed",
+    "status": "ok, or suppressed (value and accounts withheld for privacy)",
+    "base_period": "the base quarter: its national, all-industry value is 100",
+    "amount": "consumption in yuan (internal: never published)",
+    "top_account_amount": "consumption in yuan of the cell's largest account (internal, for privacy)",
+    # raw rows and their quarantine
+    "quarter": "quarter of usage_date, 2020Q1 (null when the date is invalid)",
+    "source_file": "raw file the row came from, relative to the delivered path",
+    "source_row": "row number in its file (1 = the first data row)",
+    "reason": "why the row was rejected: the first rule it breaks (CONTRACT.md order)",
+    "usage_date": "usage_date as read (text)",
+    "account_id": "account id as read (operator-only: never published)",
+    "region_code": "region_code as read (text)",
+    "product": "product as read (text)",
+    # the inventory and profiles
+    "path": "absolute path of the file when it was delivered",
+    "sha256": "SHA-256 of the file's bytes (byte-identical files are one delivery)",
+    "format": "parquet or csv",
+    "bytes": "file size in bytes",
+    "mtime_ns": "modification time (ns since the epoch) when inventoried",
+    "rows": "raw rows",
+    "undated_rows": "rows whose usage_date is not a valid date",
+    "quarters": "quarters the file has rows in",
+    "quarter_rows": "rows in each of those quarters",
+    "profile": "per quarter: rows, nulls per column, date and amount ranges, amount sum",
+    "min_date": "earliest usage_date", "max_date": "latest usage_date",
+    "min_amount": "smallest amount (yuan)", "max_amount": "largest amount (yuan)", "sum_amount": "sum of amounts (yuan)",
+    **{f"null_{c}": f"rows with no {c}" for c in ("usage_date", "account_id", "region_code", "industry", "product",
+                                                  "metric", "amount")},
+    # account-level usage, base totals
+    "province_code": "province of the city-level geo_code",
+    "base_amount": "national, all-industry consumption of the base quarter in yuan: the index denominator",
+    # derived measures
+    "measure": "growth, rank, rank_change, growth_rank, share_of_national, top3_share, top5_share, top10_share, "
+               "industry_multiple, share_within_geo or cluster_mean",
+    "comparison": "what a growth or rank change compares with: qoq, yoy, since_base, vs_prev_year (null otherwise)",
+    "reference_period": "the period compared with (null where none)",
+    # revisions
+    "old_value": "published value before this revision", "new_value": "value after it",
+    "old_status": "published status before", "new_status": "status after",
+    "old_accounts": "published accounts before", "new_accounts": "accounts after",
+    "run_id": "Dagster run that published the revision",
+    "revised_at": "time of the publication (UTC, ISO 8601)",
+}
+
+BY_TABLE = {
+    "account_usage": {"amount": "consumption in yuan, summed exactly per account and cell",
+                      "rows": "raw rows summed into this row", "account_id": "account id (operator-only)",
+                      "geo_code": "city-level entity: a city code or <province code>U",
+                      "industry": "industry code (other when the raw value was empty)",
+                      "metric": "cloud or ai, from the row's metric or its product"},
+    "raw_usage_profile": {"source_file": "raw file profiled", "rows": "raw rows of the quarter in that file"},
+    "usage_cube": {"amount": "consumption in yuan", "accounts": "distinct accounts with consumption > 0"},
+    "derived": {"value": "the measure: growth as a fraction (0.57 = +57%), shares as fractions of 1, ranks from 1, "
+                         "multiples and cluster means in index points",
+                "status": "ok; new (growth from a zero reference); suppressed (from a suppressed cell)"},
+    "revisions": {"reason": "why the value changed: late data (new or replaced files) or rebase"},
+}
+BY_TABLE["derived_measures"] = BY_TABLE["derived"]
+
+
+def describe(table: str, columns: Iterable[str]) -> dict[str, str]:
+    """Each column's description in `table` (asset or published file stem); a column with none is left out."""
+    specific = BY_TABLE.get(table, {})
+    return {c: specific.get(c) or COLUMNS[c] for c in columns if c in specific or c in COLUMNS}
