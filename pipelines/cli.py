@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import re
 import sys
 import time
 from pathlib import Path
@@ -14,11 +15,38 @@ from pathlib import Path
 from assets.transforms.errors import InputError
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a malformed command reported in one line and exit status 2 (`error` is the method argparse
+    documents for this)."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
+
+def quarter(text: str) -> str:
+    """An argparse type: a quarter label such as 2020Q1 (2020q1 accepted)."""
+    found = re.fullmatch(r"(\d{4})[Qq]([1-4])", text.strip())
+    if not found:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a quarter such as 2020Q1")
+    return f"{found[1]}Q{found[2]}"
+
+
+def percent(text: str) -> float:
+    """An argparse type: a percentage above 0 and at most 100."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 100:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a percentage in (0, 100]")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     from pipelines.bench.cli import add_arguments as bench_arguments, positive_int
 
-    top = argparse.ArgumentParser(prog="python -m pipelines",
-                                  description="Cloud-usage and AI indices (Tencent Research Institute method).")
+    top = OneLineParser(prog="python -m pipelines",
+                        description="Cloud-usage and AI indices (Tencent Research Institute method).")
     sub = top.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="compute a release from raw usage, or continue one with new files",
                          description="Ingest raw usage, validate it, and publish indices. Into a new directory, a "
@@ -34,7 +62,8 @@ def parser() -> argparse.ArgumentParser:
                                                   "continue (indices.parquet, derived.parquet, quarantine.parquet, "
                                                   "revisions.parquet, quality.json, manifest.json, report/; its "
                                                   "Dagster instance in DIR/.dagster)")
-    run.add_argument("--base", help="base quarter such as 2020Q1 (default: the earliest quarter in the data)")
+    run.add_argument("--base", type=quarter, help="base quarter such as 2020Q1 (default: the earliest quarter in the "
+                                                  "data); a release keeps it: change it with `rebase`")
     run.add_argument("--products", help="your own product catalogue CSV (product, metric[, name]); default: "
                                         "seeds/products.csv")
     run.add_argument("--tiers", choices=["five", "six"], default=None,
@@ -44,10 +73,15 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=["polars", "spark"], default=None,
                      help="row-level engine: polars (default; streaming, this machine) or spark (PySpark; the "
                           "cluster from spark.master / spark-defaults.conf, default local[*])")
+    run.add_argument("--privacy-k", type=positive_int, default=None,
+                     help="suppress a cell below national level with usage and fewer than K active accounts "
+                          "(default 5)")
+    run.add_argument("--privacy-dominance-percent", type=percent, default=None,
+                     help="suppress a cell whose largest account holds more than this percent of it (default 85)")
     rebase = sub.add_parser("rebase", help="recompute every period of a release against a new base quarter",
                             description="Recompute every period of an existing release with a new base quarter; "
                                         "every changed value is logged in DIR/revisions.parquet.")
-    rebase.add_argument("--to", required=True, help="the new base quarter, such as 2020Q2")
+    rebase.add_argument("--to", required=True, type=quarter, help="the new base quarter, such as 2020Q2")
     rebase.add_argument("--out", required=True, help="the release directory to rebase")
     rebase.add_argument("--raw", help="new raw usage to take in with the rebase (for instance late data for the base "
                                       "quarter); default: the release's files only")
@@ -96,7 +130,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
                     raise InputError(f"{args.out}: not a release yet: name its raw input with --raw PATH")
                 done = run_release(args.raw, args.out, skip=_skipped(args), base_period=args.base,
                                    products_path=args.products, tier_scheme=args.tiers,
-                                   allow_empty_quarters=args.allow_empty_quarters, engine=args.engine)
+                                   allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
+                                   privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent)
             else:
                 done = rebase_release(args.out, args.to, args.raw, skip=_skipped(args))
             what = (f"recomputed {done.recomputed[0]}..{done.recomputed[-1]}" if done.recomputed

@@ -120,7 +120,8 @@ def test_csv_with_a_byte_order_mark_is_read(good, tmp_path):
 def test_csv_with_another_delimiter_is_an_error_naming_it(good, tmp_path, separator, name):
     ff.write_csv(good, tmp_path / "raw" / "usage.csv", separator=separator)
     message = _error(tmp_path / "raw")
-    assert "usage.csv: missing required column 'usage_date'" in message and f"{name}-separated" in message
+    assert "usage.csv: missing required columns 'usage_date', 'account_id'" in message
+    assert f"{name}-separated" in message and len(message.splitlines()) == 1
 
 
 # ----------------------------------------------------------------------------------------- types and columns
@@ -175,6 +176,11 @@ def test_a_missing_column_is_an_error_naming_it(good, tmp_path, dropped):
     message = _error(tmp_path / "raw")
     name = dropped if isinstance(dropped, str) else "product"
     assert f"usage.csv: missing required column '{name}'" in message
+
+
+def test_every_missing_column_is_named_at_once(good, tmp_path):
+    ff.write_csv(good.rename({"account_id": "acct", "amount": "cost"}), tmp_path / "raw" / "usage.csv")
+    assert _error(tmp_path / "raw").endswith("usage.csv: missing required columns 'account_id', 'amount'")
 
 
 def test_missing_optional_industry_column_means_other(good, tmp_path):

@@ -65,11 +65,14 @@ def scan_file(path: Path) -> tuple[pl.LazyFrame, pl.Schema]:
 
 
 def check_columns(path: Path, schema: pl.Schema) -> None:
-    for column in REQUIRED:
-        if column not in schema:
-            raise InputError(f"{path}: missing required column '{column}'{_separator_hint(path, schema)}")
+    """Every required column present (all missing ones named at once) and of a type that can hold its values."""
+    missing = [c for c in REQUIRED if c not in schema]
     if "product" not in schema and "metric" not in schema:
-        raise InputError(f"{path}: missing required column 'product' (or 'metric')")
+        missing.append("product' (or 'metric")
+    if missing:
+        names = ", ".join(f"'{c}'" for c in missing)
+        raise InputError(f"{path}: missing required column{'s' if len(missing) > 1 else ''} {names}"
+                         f"{_separator_hint(path, schema)}")
     for column in RAW_TEXT:
         if column in schema and not _type_ok(column, schema[column]):
             raise InputError(f"{path}: column '{column}' has type {schema[column]}, expected "
