@@ -58,8 +58,9 @@ ui: install
 	@test -d $(RELEASE)/state || [ "$(RELEASE)" != "$(DEMO_RELEASE)" ] || $(MAKE) demo
 	$(PY) scripts/ui.py --release $(RELEASE) --port $(PORT)
 
-# The UI end to end in headless Chromium (installed with apt if missing): a tiny release, one partition launched
-# through GraphQL, the asset graph and check results read and screenshotted into build/e2e/. `make test` runs it too
+# The UI end to end (Playwright on the system Chromium, installed with apt if missing): the CLI builds a four-quarter
+# release, `make ui` serves it, one quarter is rematerialised from the browser by clicks, the CLI delivers a late
+# file, and the published tables are compared; screenshots into build/e2e/. `make test` runs it too
 # (tests/e2e/test_e2e.py).
 e2e: install
 	$(PY) scripts/e2e.py

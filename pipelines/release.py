@@ -25,9 +25,9 @@ from assets.transforms.release import is_published
 
 INVENTORY = dg.AssetKey("raw_inventory")
 # Each release's Dagster instance: stock SQLite storage under DIR/.dagster (relative, so a moved release keeps its
-# history), no telemetry, and one run at a time for runs the UI's daemon launches (sensor, schedule, backfill); the
+# history), no telemetry nor first-visit pop-up, and one run at a time for runs the UI's daemon launches (sensor, schedule, backfill); the
 # release's writer lock covers every other way of running.
-INSTANCE_CONFIG = {"telemetry": {"enabled": False}, "run_queue": {"max_concurrent_runs": 1}}
+INSTANCE_CONFIG = {"telemetry": {"enabled": False}, "nux": {"enabled": False}, "run_queue": {"max_concurrent_runs": 1}}
 
 
 @dataclass
