@@ -8,7 +8,7 @@ from assets.support.partitions import PARTITIONED_ASSETS, quarterly_partitions
 from assets.support.settings import Settings
 from assets.transforms.ingest.inventory import take_inventory
 from assets.transforms.ingest.profile import quarter_profile
-from assets.transforms.ingest.read import read_raw, unreadable_named
+from assets.transforms.ingest.read import list_raw_files, read_raw, unreadable_named
 from assets.transforms.quarters import quarter_bounds
 from assets.transforms.release import check_delivery, new_quarters, quarter_fingerprints, stale_quarters
 from expectations.adapter import submit_suite_by_partition
@@ -30,14 +30,22 @@ def raw_inventory(context: dg.AssetExecutionContext, settings: Settings):
     release, stored = settings.release, stored_path(settings.directory, "raw_inventory")
     previous = pl.read_parquet(stored) if stored.exists() else None  # a continued release keeps what it held
     inventory = take_inventory(release.delivery, previous)  # InputError names file and column; known files unread
+    delivered = len(list_raw_files(release.delivery))
     quarters = check_delivery(release, previous, inventory)  # the release's rules: range, base, frozen base
     missing = [q for q in quarters if not context.instance.has_dynamic_partition(quarterly_partitions.name, q)]
     if missing:  # every launch path finds the data's quarters as partitions
         context.instance.add_dynamic_partitions(quarterly_partitions.name, missing)
     expected = quarter_fingerprints(inventory, release.settings, release.base(inventory))
     ingested = inventory.filter(pl.col("status") == "ingested")
+    added = inventory.height - (previous.height if previous is not None else 0)
+    new = added - inventory.tail(added).filter(pl.col("status") == "duplicate").height
+    replaced = inventory.filter(pl.col("status") == "replaced").height - (
+        previous.filter(pl.col("status") == "replaced").height if previous is not None else 0)
     yield dg.Output(inventory, metadata={
         "files": inventory.height, "duplicates": inventory.filter(pl.col("status") == "duplicate").height,
+        "files_delivered": delivered, "files_new": new, "files_already_held": delivered - added,
+        "duplicates_delivered": added - new,
+        "files_replaced": replaced,
         "rows": int(ingested["rows"].sum()), "quarters": ", ".join(quarters),
         "quarters_with_new_data": ", ".join(new_quarters(previous, inventory)) or "none",
         "quarters_to_compute": ", ".join(stale_quarters(settings.state, PARTITIONED_ASSETS, expected)) or "none"})

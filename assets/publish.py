@@ -2,6 +2,8 @@
 import dataclasses
 import datetime as dt
 import hashlib
+import json
+import math
 import shutil
 
 import dagster as dg
@@ -10,12 +12,15 @@ import polars as pl
 from assets.support.checks import check_results, read_recorded, specs, summarise
 from assets.support.metadata import markdown_preview, table_schema
 from assets.support.partitions import PARTITIONED_ASSETS
-from assets.support.settings import Settings
+from assets.support.settings import Settings, run_quarters
 from assets.transforms.dictionary import describe
 from assets.transforms.files import write_json_atomic, write_parquet_atomic
 from assets.transforms.ingest.inventory import data_quarters
-from assets.transforms.publish import assemble_indices, assemble_quarantine, build_manifest, diff_revisions
-from assets.transforms.release import (SETTINGS_FILE, outdated_outputs, quarter_fingerprints, stale_quarters,
+from assets.transforms.errors import InputError
+from assets.transforms.publish import (assemble_indices, assemble_quarantine, build_manifest, diff_revisions,
+                                       new_files, quarantine_share, release_note, revision_reasons, run_summary,
+                                       summary_markdown)
+from assets.transforms.release import (MANIFEST, SETTINGS_FILE, outdated_outputs, quarter_fingerprints, stale_quarters,
                                        staging_dir, swap_in, write_settings)
 from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
@@ -52,6 +57,15 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     quarters = data_quarters(inventory)
     indices = assemble_indices(disclosed_indices.collect())
     quarantine = assemble_quarantine([undated_rows.collect()] + [quarantined_rows[q].collect() for q in quarters])
+    published = json.loads((out / MANIFEST).read_text(encoding="utf-8")) if (out / MANIFEST).exists() else {}
+    delivered = quarantine_share(quarantine, new_files(inventory, published.get("inputs", [])))
+    limit = release.settings.max_quarantine_share
+    if delivered["share"] * 100 > limit:  # stop before anything is staged: the operator looks at the rows first
+        reasons = ", ".join(f"{r} {n}" for r, n in list(delivered["by_reason"].items())[:3])
+        raise InputError(f"{delivered['worst_file']}: {delivered['share']:.1%} of the {delivered['rows']} rows "
+                         f"delivered are quarantined, more than max_quarantine_share {limit:g}% ({reasons}); to "
+                         f"publish them anyway and read them in quarantine.parquet: --max-quarantine-share "
+                         f"{math.ceil(delivered['share'] * 100)}")
     suite = submit_suite(PUBLISHED_SUITE, PUBLISHED_INDICES, indices.filter(pl.col("status") == "ok"))
     rows_in = int(inventory.filter(pl.col("status") == "ingested")["rows"].sum())
     used = sum(int(account_usage[q].select(pl.col("rows").sum()).collect().item() or 0) for q in quarters)
@@ -60,11 +74,16 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     stale = stale_quarters(settings.state, PARTITIONED_ASSETS, expected)
     outdated = outdated_outputs(settings.state, WHOLE_STAGES, run_id)
     previous = pl.read_parquet(out / "indices.parquet") if (out / "indices.parquet").exists() else None
-    revised = diff_revisions(previous, indices, run_id, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                             release.revision_reason)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    revised = diff_revisions(previous, indices, run_id, now,
+                             revision_reasons(inventory, published.get("inputs", []), release.rebases))
     logged = out / "revisions.parquet"  # the published log plus this run's: a rerun never adds a row twice
     counts = {"rows_in": rows_in, "rows_used": used, "rows_quarantined": quarantine.height,
               "index_rows": indices.height, "quarters": len(quarters)}
+    summary = run_summary(counts, quarantine, delivered, run_quarters(context.run.tags),
+                          indices, revised, base, delivery_of(context))
+    notes = [*published.get("release_notes", []), {"run_id": run_id, "published_at": now, **release_note(
+        summary, published.get("quarter_inputs", {}), expected, release.rebases)}]
     published_settings = release.published_settings(base)
     write_parquet_atomic(indices, staging / "indices.parquet")
     write_parquet_atomic(derived_measures.collect(), staging / "derived.parquet")
@@ -72,12 +91,13 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised,
                          staging / "revisions.parquet")
     write_json_atomic(build_manifest(inventory, dataclasses.asdict(published_settings), settings.reference().vintages,
-                                     counts, expected), staging / "manifest.json")
+                                     counts, expected, summary, notes), staging / MANIFEST)
     write_settings(published_settings, staging / SETTINGS_FILE)
     national = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
     yield dg.MaterializeResult(metadata={
         "dagster/row_count": indices.height, "path": dg.MetadataValue.path(str(staging)),
         "dagster/column_schema": table_schema(indices.schema, describe("indices", indices.columns)),
+        "summary": dg.MetadataValue.md(summary_markdown(summary)),
         "quarantined_rows": quarantine.height, "revised_cells": revised.height, "base_period": base,
         "national_index": markdown_preview(national.select("metric", "period", "value"), rows=national.height)})
     outcomes = [suite.result(),
@@ -89,6 +109,14 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
                           else "nothing")]
     yield from check_results(context, settings.state, "publish", "staged_release", {None: outcomes},
                              {None: indices.height})
+
+
+def delivery_of(context: dg.AssetExecutionContext) -> dict:
+    """What the raw inventory took in last (its materialisation's metadata): files new, already held, copies."""
+    event = context.instance.get_latest_materialization_event(dg.AssetKey("raw_inventory"))
+    metadata = event.asset_materialization.metadata if event else {}
+    return {k: metadata[k].value for k in ("files_delivered", "files_new", "files_already_held",
+                                           "duplicates_delivered", "files_replaced") if k in metadata}
 
 
 SWAPPED_WHOLE = "published_files_are_the_staged_ones"

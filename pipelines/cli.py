@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import re
 import sys
 import time
@@ -73,6 +74,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=["polars", "spark"], default=None,
                      help="row-level engine: polars (default; streaming, this machine) or spark (PySpark; the "
                           "cluster from spark.master / spark-defaults.conf, default local[*])")
+    run.add_argument("--max-quarantine-share", type=percent, default=None, metavar="PERCENT",
+                     help="stop before publishing when more than PERCENT of the rows delivered are quarantined "
+                          "(default 5; the release keeps the value given)")
     run.add_argument("--privacy-k", type=positive_int, default=None,
                      help="suppress a cell below national level with usage and fewer than K active accounts "
                           "(default 5)")
@@ -131,7 +135,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
                 done = run_release(args.raw, args.out, skip=_skipped(args), base_period=args.base,
                                    products_path=args.products, tier_scheme=args.tiers,
                                    allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
-                                   privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent)
+                                   privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent,
+                                   max_quarantine_share=args.max_quarantine_share)
             else:
                 done = rebase_release(args.out, args.to, args.raw, skip=_skipped(args))
             what = (f"recomputed {done.recomputed[0]}..{done.recomputed[-1]}" if done.recomputed
@@ -139,6 +144,11 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
             print(f"release {done.release}: {len(done.quarters)} quarters ({done.quarters[0]}..{done.quarters[-1]}), "
                   f"{'rebased to ' + args.to + ', ' if args.command == 'rebase' else ''}{what} in "
                   f"{time.perf_counter() - started:.1f}s")
+            if done.recomputed:
+                from assets.transforms.publish import summary_lines
+
+                manifest = json.loads((done.release / "manifest.json").read_text(encoding="utf-8"))
+                print("\n".join(f"  {line}" for line in summary_lines(manifest["summary"])))
         elif args.command == "bench":
             from pipelines.bench.cli import run_from_args
 

@@ -58,6 +58,9 @@ class Settings(dg.ConfigurableResource):
                                                        "new release; default 85)")
     allow_empty_quarters: Optional[bool] = Field(default=None, description="Publish zeros for a quarter with no "
                                                  "rows inside the range instead of stopping (kept by the release)")
+    max_quarantine_share: Optional[float] = Field(default=None, ge=0, le=100, description="Stop before publishing "
+                                                  "when more than this percent of the rows delivered is quarantined "
+                                                  "(default 5; kept by the release)")
     sample_rows: Optional[int] = Field(default=None, ge=1, description="Rows sampled per quarter for the "
                                        "row-level Great Expectations suites (default 10,000)")
 

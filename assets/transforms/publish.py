@@ -40,20 +40,51 @@ def code_version() -> str:
 
 
 def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, counts: dict,
-                   quarter_inputs: dict[str, str]) -> dict:
-    """The release's provenance: code, inputs, seeds, settings, row counts, and what each quarter was computed from
-    (the fingerprints a later run compares to tell which quarters the published release does not reflect)."""
+                   quarter_inputs: dict[str, str], summary: dict, notes: list[dict]) -> dict:
+    """The release's provenance: code, inputs (full path and hash), seeds, settings, row counts, what each quarter
+    was computed from (the fingerprints a later run compares to tell which quarters the published release does not
+    reflect), the summary of the run that published it, and the notes of every publication."""
     return {
         "schema_version": SCHEMA_VERSION,
         "code_version": code_version(),
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "inputs": [{k: r[k] for k in ("source_file", "sha256", "format", "bytes", "rows", "status")}
+        "inputs": [{k: r[k] for k in ("source_file", "path", "sha256", "format", "bytes", "rows", "status")}
                    for r in inventory.iter_rows(named=True)],
         "seed_vintages": vintages,
         "settings": settings,
         "row_counts": counts,
         "quarter_inputs": quarter_inputs,
+        "summary": summary,
+        "release_notes": notes,
     }
+
+
+def new_files(inventory: pl.DataFrame, published_inputs: list[dict]) -> pl.DataFrame:
+    """The ingested files the published release did not hold yet (all of them for a first publication)."""
+    held = {entry["sha256"] for entry in published_inputs if entry.get("status") == "ingested"}
+    return inventory.filter((pl.col("status") == "ingested") & ~pl.col("sha256").is_in(list(held)))
+
+
+def quarantine_share(quarantine: pl.DataFrame, files: pl.DataFrame) -> dict:
+    """Of the rows in `files`: how many were quarantined, by reason, and the file with the most."""
+    rows = int(files["rows"].sum())
+    bad = quarantine.filter(pl.col("source_file").is_in(files["source_file"].implode()))
+    reasons = bad.group_by("reason").len().sort("len", "reason", descending=[True, False])
+    worst = bad.group_by("source_file").len().sort("len", "source_file", descending=[True, False])
+    return {"rows": rows, "quarantined": bad.height, "share": bad.height / rows if rows else 0.0,
+            "by_reason": dict(zip(reasons["reason"], reasons["len"])),
+            "worst_file": worst["source_file"][0] if worst.height else None}
+
+
+def revision_reasons(inventory: pl.DataFrame, published_inputs: list[dict], rebased: bool) -> dict[str, str]:
+    """Why each period's values may change in this publication: `rebase`, else `replaced file` for the quarters (and
+    their years) a file overwritten in place held, else `late data`."""
+    if rebased:
+        return {"*": "rebase"}
+    held = {e["sha256"] for e in published_inputs if e.get("status") == "ingested"}
+    replaced = inventory.filter((pl.col("status") == "replaced") & pl.col("sha256").is_in(list(held)))
+    quarters = set(replaced["quarters"].explode().drop_nulls())
+    return {"*": "late data", **{q: "replaced file" for q in quarters}, **{q[:4]: "replaced file" for q in quarters}}
 
 
 
@@ -63,8 +94,10 @@ REVISION_SCHEMA = {**{k: pl.String for k in KEY}, "old_value": pl.Float64, "new_
                    "new_accounts": pl.Int64, "run_id": pl.String, "revised_at": pl.String, "reason": pl.String}
 
 
-def diff_revisions(old: pl.DataFrame | None, new: pl.DataFrame, run_id: str, at: str, reason: str) -> pl.DataFrame:
-    """Every published cell whose value, accounts or status this release changes (new cells are not revisions)."""
+def diff_revisions(old: pl.DataFrame | None, new: pl.DataFrame, run_id: str, at: str,
+                   reasons: dict[str, str]) -> pl.DataFrame:
+    """Every published cell whose value, accounts or status this release changes (new cells are not revisions), with
+    the reason of its period (`reasons`: period -> reason, "*" for every other period)."""
     if old is None or old.height == 0:
         return pl.DataFrame(schema=REVISION_SCHEMA)
     joined = old.select(*KEY, pl.col("value").alias("old_value"), pl.col("status").alias("old_status"),
@@ -74,6 +107,51 @@ def diff_revisions(old: pl.DataFrame | None, new: pl.DataFrame, run_id: str, at:
     changed = joined.filter(pl.col("old_value").ne_missing(pl.col("new_value"))
                             | pl.col("old_status").ne_missing(pl.col("new_status"))
                             | pl.col("old_accounts").ne_missing(pl.col("new_accounts")))
-    return (changed.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(at).alias("revised_at"),
-                                 pl.lit(reason).alias("reason"))
+    reason = pl.col("period").replace_strict({k: v for k, v in reasons.items() if k != "*"}, default=reasons["*"],
+                                            return_dtype=pl.String)
+    return (changed.with_columns(pl.lit(run_id).alias("run_id"), pl.lit(at).alias("revised_at"), reason.alias("reason"))
             .select(list(REVISION_SCHEMA)).cast(REVISION_SCHEMA))
+
+
+def run_summary(counts: dict, quarantine: pl.DataFrame, delivered: dict, recomputed: list[str] | None,
+                indices: pl.DataFrame, revised: pl.DataFrame, base: str, delivery: dict) -> dict:
+    """What a publication did and holds: rows in, used and quarantined by reason; the files delivered (new, already
+    held, byte-identical copies, replaced); quarters recomputed; cells suppressed; revisions by reason."""
+    reasons = quarantine.group_by("reason").len().sort("reason")
+    revisions = revised.group_by("reason").len().sort("reason")
+    return {"rows_in": counts["rows_in"], "rows_used": counts["rows_used"],
+            "rows_quarantined": counts["rows_quarantined"],
+            "quarantined_by_reason": dict(zip(reasons["reason"], reasons["len"])),
+            "delivery": {**delivery, "rows_new": delivered["rows"], "rows_new_quarantined": delivered["quarantined"]},
+            "quarters_recomputed": recomputed or [], "base_period": base,
+            "cells_suppressed": indices.filter(pl.col("status") == "suppressed").height,
+            "revisions": dict(zip(revisions["reason"], revisions["len"]))}
+
+
+def release_note(summary: dict, published_inputs: dict[str, str], quarter_inputs: dict[str, str],
+                 rebased: bool) -> dict:
+    """One publication's changes, for the notes kept in the manifest and shown in the report."""
+    return {"quarters_new": sorted(set(quarter_inputs) - set(published_inputs)),
+            "quarters_recomputed": summary["quarters_recomputed"], "revisions": summary["revisions"],
+            "rebased_to": summary["base_period"] if rebased else None}
+
+
+def summary_lines(summary: dict) -> list[str]:
+    """The summary as the CLI prints it (and the run's metadata shows it)."""
+    reasons = ", ".join(f"{r} {n:,}" for r, n in summary["quarantined_by_reason"].items())
+    delivery = summary["delivery"]
+    held = delivery.get("files_already_held", 0) + delivery.get("duplicates_delivered", 0)
+    revisions = ", ".join(f"{r} {n:,}" for r, n in summary["revisions"].items()) or "none"
+    recomputed = summary["quarters_recomputed"]
+    return [f"rows: {summary['rows_in']:,} in = {summary['rows_used']:,} used + {summary['rows_quarantined']:,} "
+            f"quarantined" + (f" ({reasons})" if reasons else ""),
+            f"files: {delivery.get('files_new', 0)} new ({delivery['rows_new']:,} rows, "
+            f"{delivery['rows_new_quarantined']:,} quarantined), {held} skipped (already held or byte-identical)"
+            + (f", {delivery['files_replaced']} replaced" if delivery.get("files_replaced") else ""),
+            f"quarters recomputed: {recomputed[0] + '..' + recomputed[-1] if recomputed else 'none'}; base "
+            f"{summary['base_period']}",
+            f"cells suppressed: {summary['cells_suppressed']:,}; revisions: {revisions}"]
+
+
+def summary_markdown(summary: dict) -> str:
+    return "\n".join(f"- {line}" for line in summary_lines(summary))

@@ -49,6 +49,7 @@ class ReleaseSettings:
     privacy_k: int = 5
     privacy_dominance_percent: float = 85.0
     allow_empty_quarters: bool = False
+    max_quarantine_share: float = 5.0  # percent of a delivery's rows; above it the run stops before publishing
     sample_rows: int = 10_000
 
 
@@ -57,7 +58,7 @@ FIELDS = tuple(f.name for f in dataclasses.fields(ReleaseSettings))
 FROZEN = ("products_path", "seeds_dir", "tier_scheme", "tier_vintage", "engine", "privacy_k",
           "privacy_dominance_percent")
 # Settings a run may adjust (kept from its publication on); the base changes only through a rebase.
-ADJUSTABLE = ("allow_empty_quarters", "sample_rows")
+ADJUSTABLE = ("allow_empty_quarters", "max_quarantine_share", "sample_rows")
 PATHS = ("raw_path", "products_path", "seeds_dir")
 
 
@@ -82,8 +83,9 @@ class Release:
         return data_quarters(inventory)[0] if inventory is not None else ""
 
     @property
-    def revision_reason(self) -> str:
-        return "rebase" if self.rebase_to else "late data"
+    def rebases(self) -> bool:
+        """Whether this run moves the base (a rebase to the same quarter only takes in its new data)."""
+        return bool(self.rebase_to) and self.rebase_to != self.settings.base_period
 
     def published_settings(self, base: str) -> ReleaseSettings:
         """The settings this run publishes: its own, with the base it computed against."""
@@ -114,7 +116,7 @@ def write_settings(settings: ReleaseSettings, path: str | Path) -> Path:
 def _normalised(name: str, value):
     if name in PATHS and value:
         return str(Path(value).expanduser().resolve())
-    if name == "privacy_dominance_percent":
+    if name in ("privacy_dominance_percent", "max_quarantine_share"):
         return float(value)
     return value
 
