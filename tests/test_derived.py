@@ -163,7 +163,7 @@ def reference(table: pl.DataFrame) -> dict:
         hidden = [r for r in entities.values() if r["status"] != "ok"]
         residual = (math.inf if level == "cluster" else
                     national["value"] - sum(r["value"] for r in level_rows if r["status"] == "ok"))
-        for n in (3, 5, 10):
+        for n in (3, 5, 10) if level != "tier" else ():  # no top N among a handful of tiers
             top = sum(ok_values[:n])
             unsafe = bool(hidden) and (len(ok_values) < n or residual > ok_values[n - 1] + 1e-9)
             value, status = div({"value": top, "status": "suppressed" if unsafe else "ok"}, national)

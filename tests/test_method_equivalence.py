@@ -332,8 +332,8 @@ def test_grid_and_columns(equivalence, seeds, run):
     _, out = equivalence
     published, ref, _ = out[run]
     scheme = RUNS[run]["tiers"]
-    assert published.columns[:12] == ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name",
-                                      "geo_name_en", "industry", "value", "accounts", "status", "base_period"]
+    assert published.columns == ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "geo_name_en",
+                                 "geo_name_short", "industry", "value", "accounts", "status", "base_period"]
     assert published["base_period"].unique().to_list() == [ref.base]
     assert published["value"].dtype == pl.Float64
     # every entity of every level x industry (all + 18) x period x metric, exactly once
@@ -356,6 +356,10 @@ def test_grid_and_columns(equivalence, seeds, run):
     assert not wrong, wrong[:5]
     clusters = {code: name for lvl, code, name in geo.iter_rows() if lvl == "cluster"}
     assert clusters == seeds.cluster_names
+    short = published.filter(pl.col("geo_level").is_in(["province", "city"]) & ~pl.col("geo_code").str.ends_with("U"))
+    wrong = [(lvl, code, name) for lvl, code, name in short.select("geo_level", "geo_code", "geo_name_short").unique()
+             .iter_rows() if name != (seeds.provinces if lvl == "province" else seeds.cities)[code]["short_zh"]]
+    assert not wrong, wrong[:5]
 
 
 def test_national_base_quarter_is_100(equivalence):

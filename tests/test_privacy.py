@@ -86,6 +86,7 @@ def table(usage: list[tuple], periods: list[str] = QUARTERS, years: bool = True)
                           pl.col("top_account_amount").fill_null(0.0))
             .with_columns(pl.lit("cloud").alias("metric"), pl.col("amount").alias("value"),
                           pl.col("geo_code").alias("geo_name"), pl.col("geo_code").alias("geo_name_en"),
+                          pl.col("geo_code").alias("geo_name_short"),
                           pl.lit("ok").alias("status"), pl.lit("2020Q1").alias("base_period")))
 
 

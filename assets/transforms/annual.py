@@ -30,7 +30,8 @@ def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame,
     """One year's rows: value and amount summed over its quarters; accounts and top account from the year's cube."""
     keys = ["metric", "geo_level", "geo_code", "industry"]
     # add the quarters in calendar order, cell by cell, so the float sum is the same on every run
-    summed = quarterly[0].select(*keys, "geo_name", "geo_name_en", "base_period", "status", "value", "amount")
+    summed = quarterly[0].select(*keys, "geo_name", "geo_name_en", "geo_name_short", "base_period", "status", "value",
+                                 "amount")
     for quarter in quarterly[1:]:
         summed = (summed.join(quarter.select(*keys, pl.col("value").alias("v"), pl.col("amount").alias("a")), on=keys)
                   .with_columns(pl.col("value") + pl.col("v"), pl.col("amount") + pl.col("a")).drop("v", "a"))

@@ -124,23 +124,30 @@ def _national(cells: pl.DataFrame) -> pl.DataFrame:
         pl.col("status").alias("national_status"), pl.col("geo_name").alias("national_name"))
 
 
+def at_most_one(frame: pl.DataFrame) -> pl.DataFrame:
+    """A share of a whole it is part of is at most 1: rounding in the sums must not make it 1.0000000000000002."""
+    return frame.with_columns(pl.col("value").clip(upper_bound=1.0))
+
+
 def shares_of_national(cells: pl.DataFrame) -> pl.DataFrame:
     """Entity / national of the same metric, period and industry, for every entity below national."""
     joined = cells.filter(pl.col("geo_level") != "national").join(
         _national(cells), on=["metric", "period", "period_type", "industry"])
-    return _finish(joined.with_columns(*ratio("value", "national_value", "status", "national_status")),
+    return _finish(at_most_one(joined.with_columns(*ratio("value", "national_value", "status", "national_status"))),
                    "share_of_national")
 
 
 def top_n_shares(cells: pl.DataFrame, sizes: tuple[int, ...] = TOP_N) -> pl.DataFrame:
-    """Sum of the N largest allocated entities of a level / national, on geo_code CN of that level.
+    """Sum of the N largest allocated entities of a level / national, on geo_code CN of that level: provinces,
+    cities and clusters (tiers are too few for a top N to mean anything). Clusters overlap (a city may be in two),
+    so theirs counts such a city twice and may exceed 1; at the other levels it is at most 1.
 
     Suppressed when a suppressed entity could be among the N: at additive levels (province, city with its
-    unallocated rows, tier) the suppressed cells together hold national - the published ones, so none of them can
+    unallocated rows) the suppressed cells together hold national - the published ones, so none of them can
     exceed that residual; the share is published only if the residual is not above the N-th largest published
     value (a tie changes no sum). Clusters overlap (no such total): any suppressed cluster suppresses the share.
     """
-    level = cells.filter(pl.col("geo_level") != "national")
+    level = cells.filter(~pl.col("geo_level").is_in(["national", "tier"]))
     published = (level.group_by(GROUP).agg(pl.col("value").filter(pl.col("status") == "ok").sum().alias("ok_sum"))
                  .join(_national(cells), on=["metric", "period", "period_type", "industry"]))
     eligible = level.filter(~is_unallocated())
@@ -160,6 +167,8 @@ def top_n_shares(cells: pl.DataFrame, sizes: tuple[int, ...] = TOP_N) -> pl.Data
                                   pl.col("top_sum").fill_null(0.0))
         out = out.with_columns(*ratio("top_sum", "national_value", "top_status", "national_status"),
                                pl.lit("CN").alias("geo_code"), pl.col("national_name").alias("geo_name"))
+        out = out.with_columns(pl.when(pl.col("geo_level") == "cluster").then(pl.col("value"))
+                               .otherwise(pl.col("value").clip(upper_bound=1.0)))
         frames.append(_finish(out, f"top{n}_share"))
     return pl.concat(frames)
 
@@ -193,7 +202,8 @@ def shares_within_geo(cells: pl.DataFrame) -> pl.DataFrame:
     totals = cells.filter(pl.col("industry") == "all").select(*keys, pl.col("value").alias("all_value"),
                                                               pl.col("status").alias("all_status"))
     joined = cells.filter(pl.col("industry") != "all").join(totals, on=keys)
-    return _finish(joined.with_columns(*ratio("value", "all_value", "status", "all_status")), "share_within_geo")
+    return _finish(at_most_one(joined.with_columns(*ratio("value", "all_value", "status", "all_status"))),
+                   "share_within_geo")
 
 
 def cluster_means(cells: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:

@@ -14,9 +14,11 @@ COLUMNS = {
     "period_type": "quarter, or year (a year's value is the sum of its four quarters)",
     "geo_level": "national, province, city, tier or cluster",
     "geo_code": "CN; a province or city code (GB/T 2260); <province code>U for a province's usage no city holds; a "
-                "tier code or unallocated; a cluster code",
+                "tier code or unallocated; a cluster code. A municipality (110000, 120000, 310000, 500000) is both a "
+                "province and a city with the same code: filter on geo_level too",
     "geo_name": "Chinese name of the entity, from seeds/",
     "geo_name_en": "English name of the entity, from seeds/",
+    "geo_name_short": "short Chinese name (上海 for 上海市, 宁夏 for 宁夏回族自治区), for filtering and labels",
     "industry": "all, or an industry code of seeds/industries.csv",
     "value": "index points: 100 x consumption / consumption of the base quarter, national, all industries (per "
              "metric); null when suppressed",
@@ -80,6 +82,40 @@ BY_TABLE = {
     "revisions": {"reason": "why the value changed: late data (new or replaced files) or rebase"},
 }
 BY_TABLE["derived_measures"] = BY_TABLE["derived"]
+
+
+# The values some columns take, each with its meaning and unit.
+MEASURES = {
+    "growth": "index[period] / index[reference_period] - 1, a fraction (0.57 = +57%); status new where the reference "
+              "is 0",
+    "rank": "rank by value among the level's allocated entities (1 = largest; ties share the best rank: 1, 2, 2, 4); "
+            "among published cells only",
+    "rank_change": "rank in reference_period - rank in period (positive = moved up); among published cells only",
+    "growth_rank": "rank by since_base growth among the level's allocated entities with a published growth",
+    "share_of_national": "value / the national value of the same metric, period and industry, a fraction",
+    "top3_share": "sum of the 3 largest allocated entities of the level / national, a fraction (on geo_code CN of the "
+                  "level: province, city or cluster; clusters overlap, so theirs may exceed 1)",
+    "top5_share": "the same with the 5 largest",
+    "top10_share": "the same with the 10 largest",
+    "industry_multiple": "the industry's value / the unweighted mean of the 18 industries of the same entity (x times)",
+    "share_within_geo": "the industry's value / its entity's all-industry value, a fraction (tier and cluster "
+                        "structure)",
+    "cluster_mean": "the mean index of a cluster's member cities, in index points",
+}
+COMPARISONS = {
+    "qoq": "the previous quarter", "yoy": "the same quarter (or the year) one year earlier",
+    "since_base": "the base quarter", "vs_prev_year": "the previous complete year's annual ranking",
+}
+STATUSES = {
+    "ok": "published", "suppressed": "withheld for privacy (value null)",
+    "new": "growth from a zero reference: no value (derived.parquet only)",
+}
+FILES = {
+    "indices": "The index table: one row per metric x period x geo entity x industry (quarters and complete years)",
+    "derived": "Derived measures of the published indices: one row per cell x measure x comparison",
+    "quarantine": "Rejected raw rows with their values as read and one reason (operator-only: holds account ids)",
+    "revisions": "Every change to a published value: old and new value, status and accounts, run, time, reason",
+}
 
 
 def describe(table: str, columns: Iterable[str]) -> dict[str, str]:

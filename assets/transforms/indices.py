@@ -5,23 +5,28 @@ import polars as pl
 
 from assets.transforms.reference import Reference
 
-INDEX_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "geo_name_en", "industry",
+INDEX_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "geo_name_en", "geo_name_short",
+                 "industry",
                  "value", "accounts", "status", "base_period"]
 LEVEL_ORDER = {"national": 0, "province": 1, "city": 2, "tier": 3, "cluster": 4}
 
 
 def geo_entities(ref: Reference) -> pl.DataFrame:
-    """Every published entity: geo_level, geo_code, geo_name, geo_name_en (unallocated ones included)."""
-    cols = ["geo_code", "name_zh", "name_en"]
+    """Every published entity: geo_level, geo_code, geo_name, geo_name_en, geo_name_short (unallocated ones
+    included). A municipality is both a province and a city, with the same code at both levels."""
+    cols = ["geo_code", "name_zh", "name_en", "name_short"]
     levels = [
-        ("national", pl.DataFrame({"geo_code": ["CN"], "name_zh": ["全国"], "name_en": ["China"]})),
-        ("province", ref.provinces.select(pl.col("code").alias("geo_code"), "name_zh", "name_en")),
+        ("national", pl.DataFrame({"geo_code": ["CN"], "name_zh": ["全国"], "name_en": ["China"], "name_short": ["全国"]})),
+        ("province", ref.provinces.select(pl.col("code").alias("geo_code"), "name_zh", "name_en",
+                                          (pl.col("short_zh") if "short_zh" in ref.provinces.columns
+                                           else pl.col("name_zh")).alias("name_short"))),
         ("city", ref.city_geo().select(cols)),
         ("tier", ref.tier_names().select(cols)),
         ("cluster", ref.cluster_names().select(cols)),
     ]
     return pl.concat([frame.select(pl.lit(level).alias("geo_level"), pl.col("geo_code"),
-                                   pl.col("name_zh").alias("geo_name"), pl.col("name_en").alias("geo_name_en"))
+                                   pl.col("name_zh").alias("geo_name"), pl.col("name_en").alias("geo_name_en"),
+                                   pl.col("name_short").alias("geo_name_short"))
                       for level, frame in levels])
 
 

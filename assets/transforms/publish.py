@@ -13,7 +13,8 @@ from assets.transforms.validate import QUARANTINE_COLUMNS
 
 SCHEMA_VERSION = "1.0"
 INDEX_DTYPES = {"metric": pl.String, "period": pl.String, "period_type": pl.String, "geo_level": pl.String,
-                "geo_code": pl.String, "geo_name": pl.String, "geo_name_en": pl.String, "industry": pl.String,
+                "geo_code": pl.String, "geo_name": pl.String, "geo_name_en": pl.String, "geo_name_short": pl.String,
+                "industry": pl.String,
                 "value": pl.Float64, "accounts": pl.Int64, "status": pl.String, "base_period": pl.String}
 
 
@@ -155,3 +156,54 @@ def summary_lines(summary: dict) -> list[str]:
 
 def summary_markdown(summary: dict) -> str:
     return "\n".join(f"- {line}" for line in summary_lines(summary))
+
+
+PRIMARY_KEYS = {"indices": KEY, "derived": [*KEY, "measure", "comparison"]}
+
+
+def _field_type(dtype: pl.DataType) -> str:
+    if dtype.is_integer():
+        return "integer"
+    if dtype.is_numeric():
+        return "number"
+    return {pl.Date: "date", pl.Boolean: "boolean"}.get(dtype, "array" if isinstance(dtype, pl.List) else "string")
+
+
+def data_package(schemas: dict[str, pl.Schema], base_period: str, created_at: str) -> dict:
+    """The release's data dictionary as a Frictionless Data Package descriptor (datapackage.json): every published
+    table, each column with its type and description, and the values of measure, comparison and status."""
+    from assets.transforms.dictionary import COMPARISONS, FILES, MEASURES, STATUSES, describe
+
+    enums = {"measure": MEASURES, "comparison": COMPARISONS, "status": STATUSES}
+    resources = []
+    for name, schema in schemas.items():
+        descriptions = describe(name, schema.names())
+        fields = []
+        for column, dtype in schema.items():
+            field = {"name": column, "type": _field_type(dtype), "description": descriptions[column]}
+            if column in enums and name in ("indices", "derived"):
+                values = {k: v for k, v in enums[column].items() if name == "derived" or k != "new"}
+                field["constraints"] = {"enum": list(values)}
+                field["description"] += ". " + "; ".join(f"{k}: {v}" for k, v in values.items())
+            fields.append(field)
+        resources.append({"name": name, "path": f"{name}.parquet", "format": "parquet",
+                          "mediatype": "application/vnd.apache.parquet", "description": FILES[name],
+                          "schema": {"fields": fields, **({"primaryKey": PRIMARY_KEYS[name]}
+                                                          if name in PRIMARY_KEYS else {})}})
+    return {"name": "yunzhi-release", "title": "Cloud-usage (用云量) and AI-enablement (赋智量) indices for China",
+            "description": f"Index points: 100 x consumption / consumption of the base quarter {base_period}, "
+                           "national, all industries, per metric. Municipalities (北京, 天津, 上海, 重庆) appear at "
+                           "both province and city level with the same code.",
+            "created": created_at, "resources": resources}
+
+
+def release_readme(package: dict) -> str:
+    """The data dictionary as a page for people (DIR/README.md), from the same descriptor."""
+    lines = [f"# {package['title']}", "", package["description"], ""]
+    for resource in package["resources"]:
+        lines += [f"## `{resource['path']}`", "", resource["description"] + ".", "",
+                  "| column | type | meaning |", "|---|---|---|"]
+        lines += [f"| `{f['name']}` | {f['type']} | {f['description'].replace('|', '/')} |"
+                  for f in resource["schema"]["fields"]]
+        lines.append("")
+    return "\n".join(lines)

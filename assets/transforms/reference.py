@@ -21,6 +21,11 @@ def _read(path: Path) -> pl.DataFrame:
     return pl.read_csv(path, infer_schema=False)
 
 
+def _short(regions: pl.DataFrame) -> pl.Expr:
+    """A region's short Chinese name (上海, 宁夏: `short_zh` of seeds/regions.csv), else its full name."""
+    return (pl.col("short_zh") if "short_zh" in regions.columns else pl.col("name_zh")).alias("name_short")
+
+
 
 @dataclass(frozen=True)
 class Reference:
@@ -45,13 +50,16 @@ class Reference:
         return self.regions.filter(pl.col("level") == "city")
 
     def city_geo(self) -> pl.DataFrame:
-        """Every city-level entity, the `<province>U` unallocated ones included: geo_code, province_code, names."""
-        cities = self.cities.select("code", "province_code", "name_zh", "name_en").rename({"code": "geo_code"})
+        """Every city-level entity, the `<province>U` unallocated ones included: geo_code, province_code, names
+        (name_zh, name_en, and name_short: 上海 for 上海市)."""
+        cities = self.cities.select(pl.col("code").alias("geo_code"), "province_code", "name_zh", "name_en",
+                                    _short(self.cities))
         unalloc = (self.provinces.filter(~pl.col("code").is_in(MUNICIPALITIES))
                    .select(pl.concat_str(pl.col("code"), pl.lit("U")).alias("geo_code"),
                            pl.col("code").alias("province_code"),
                            (pl.col("name_zh") + "（未分配到城市）").alias("name_zh"),
-                           (pl.col("name_en") + " (unallocated)").alias("name_en")))
+                           (pl.col("name_en") + " (unallocated)").alias("name_en"),
+                           (_short(self.provinces) + "（未分配）").alias("name_short")))
         return pl.concat([cities, unalloc]).sort("geo_code")
 
     def city_tier(self) -> pl.DataFrame:
@@ -65,14 +73,16 @@ class Reference:
     def tier_names(self) -> pl.DataFrame:
         rows = [t for t in TIERS_SIX if self.tier_scheme == "six" or t[0] != "new_tier1"]
         rows.append((UNALLOCATED, "未分级", "Unallocated"))
-        return pl.DataFrame(rows, schema=["geo_code", "name_zh", "name_en"], orient="row")
+        return (pl.DataFrame(rows, schema=["geo_code", "name_zh", "name_en"], orient="row")
+                .with_columns(pl.col("name_zh").alias("name_short")))
 
     def cluster_names(self) -> pl.DataFrame:
-        """geo_code, name_zh, name_en of each cluster."""
+        """geo_code, name_zh, name_en (and name_short, the Chinese name) of each cluster."""
         return (self.clusters.group_by("cluster_code", maintain_order=True)
                 .agg(pl.col("cluster_name_zh").first().alias("name_zh"),
                      pl.col("cluster_name_en").first().alias("name_en"))
-                .rename({"cluster_code": "geo_code"}).sort("geo_code"))
+                .rename({"cluster_code": "geo_code"}).sort("geo_code")
+                .with_columns(pl.col("name_zh").alias("name_short")))
 
     def region_lookup(self) -> pl.DataFrame:
         """Every code a raw row may carry -> (geo_code, province_code) of the city-level entity it lands in.

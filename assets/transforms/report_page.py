@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import base64
 import html
+import multiprocessing
 import os
 import shutil
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -24,33 +27,80 @@ def industry_names() -> tuple[dict[str, str], list[str]]:
     return dict(zip(table["code"], table["name_zh"])), table["code"].to_list()
 
 
-def render(indices: pl.DataFrame, derived: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
-    """Every chart of the report, in reading order: file name -> (title, PNG)."""
-    charts.use_cjk_font()
-    names, codes = industry_names()
-    boundaries = charts.load_boundaries()
+@dataclass
+class Inputs:
+    """What every chart reads: the published tables, industry names and codes, province boundaries."""
+
+    indices: pl.DataFrame
+    derived: pl.DataFrame
+    names: dict[str, str] = field(default_factory=dict)
+    codes: list[str] = field(default_factory=list)
+    boundaries: list[dict] = field(default_factory=list)
+
+
+# chart name -> how to draw it from the inputs and its arguments
+DRAW = {
+    "national_trend": lambda d: charts.national_trend(d.indices),
+    "province_map": lambda d, metric, period: charts.province_map(d.indices, metric, period, d.boundaries),
+    "top10": lambda d, metric, level: charts.top10(d.indices, d.derived, metric, level),
+    "industry_bars": lambda d, metric: charts.industry_bars(d.indices, d.derived, metric, d.names),
+    "tier_industry_shares": lambda d: charts.tier_industry_shares(d.indices, d.derived, d.names, d.codes),
+    "cluster_comparison": lambda d, metric: charts.cluster_comparison(d.indices, d.derived, metric),
+    "top_city_industries": lambda d, metric: charts.top_city_industries(d.indices, d.derived, metric, d.names),
+}
+
+
+def plan(indices: pl.DataFrame) -> list[tuple[str, str, str, tuple]]:
+    """Every chart of the report, in reading order: (file name, title, drawing, its arguments)."""
     metrics = [m for m in ("ai", "cloud") if m in set(indices["metric"])]
     quarter, year = charts.latest(indices, "quarter"), charts.latest(indices, "year")
-    out = {"national_trend.png": ("全国指数走势", charts.national_trend(indices))}
-    for metric in metrics:
-        for period in (p for p in (quarter, year) if p):
-            out[f"map_{metric}_{period}.png"] = (f"{charts.METRIC_ZH[metric]} 分省地图 {period}",
-                                                 charts.province_map(indices, metric, period, boundaries))
-    for level in ("province", "city"):
-        for metric in metrics:
-            out[f"top10_{level}_{metric}.png"] = (f"{charts.METRIC_ZH[metric]} {level} 前十",
-                                                  charts.top10(indices, derived, metric, level))
-    for metric in metrics:
-        out[f"industries_{metric}.png"] = (f"{charts.METRIC_ZH[metric]} 行业",
-                                           charts.industry_bars(indices, derived, metric, names))
-    out["tier_industry_shares.png"] = ("各级城市行业结构", charts.tier_industry_shares(indices, derived, names, codes))
-    for metric in metrics:
-        out[f"clusters_{metric}.png"] = (f"{charts.METRIC_ZH[metric]} 城市群",
-                                         charts.cluster_comparison(indices, derived, metric))
-    for metric in metrics:
-        out[f"top_city_industries_{metric}.png"] = (f"{charts.METRIC_ZH[metric]} 前十城市前五行业",
-                                                    charts.top_city_industries(indices, derived, metric, names))
+    zh = charts.METRIC_ZH
+    out = [("national_trend.png", "全国指数走势", "national_trend", ())]
+    out += [(f"map_{m}_{p}.png", f"{zh[m]} 分省地图 {p}", "province_map", (m, p))
+            for m in metrics for p in (quarter, year) if p]
+    out += [(f"top10_{level}_{m}.png", f"{zh[m]} {level} 前十", "top10", (m, level))
+            for level in ("province", "city") for m in metrics]
+    out += [(f"industries_{m}.png", f"{zh[m]} 行业", "industry_bars", (m,)) for m in metrics]
+    out += [("tier_industry_shares.png", "各级城市行业结构", "tier_industry_shares", ())]
+    out += [(f"clusters_{m}.png", f"{zh[m]} 城市群", "cluster_comparison", (m,)) for m in metrics]
+    out += [(f"top_city_industries_{m}.png", f"{zh[m]} 前十城市前五行业", "top_city_industries", (m,))
+            for m in metrics]
     return out
+
+
+def draw(inputs: Inputs, charts_to_draw: list[tuple[str, str, str, tuple]]) -> dict[str, tuple[str, bytes]]:
+    charts.use_cjk_font()
+    return {name: (title, DRAW[how](inputs, *args)) for name, title, how, args in charts_to_draw}
+
+
+def render(indices: pl.DataFrame, derived: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
+    """Every chart of the report, in reading order: file name -> (title, PNG), drawn in this process."""
+    return draw(inputs_of(indices, derived), plan(indices))
+
+
+def inputs_of(indices: pl.DataFrame, derived: pl.DataFrame) -> Inputs:
+    names, codes = industry_names()
+    return Inputs(indices, derived, names, codes, charts.load_boundaries())
+
+
+def _draw_files(release_dir: str, charts_to_draw: list) -> dict[str, tuple[str, bytes]]:
+    """A worker's share of the charts, read from the release's Parquet (a process of its own)."""
+    release = Path(release_dir)
+    return draw(inputs_of(pl.read_parquet(release / "indices.parquet"), pl.read_parquet(release / "derived.parquet")),
+                charts_to_draw)
+
+
+def render_files(release_dir: Path, indices: pl.DataFrame, workers: int) -> dict[str, tuple[str, bytes]]:
+    """The charts of the release in `release_dir`, drawn by `workers` processes (matplotlib draws on one core; each
+    worker reads the Parquet itself and draws every `workers`-th chart), in reading order."""
+    charts_to_draw = plan(indices)
+    if workers <= 1:
+        return _draw_files(str(release_dir), charts_to_draw)
+    # spawned, not forked: the parent runs polars' thread pool, which a forked child may find locked
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        shares = [pool.submit(_draw_files, str(release_dir), charts_to_draw[i::workers]) for i in range(workers)]
+        drawn = {name: chart for share in shares for name, chart in share.result().items()}
+    return {name: drawn[name] for name, *_ in charts_to_draw}
 
 
 def _change(value) -> str:
@@ -138,7 +188,7 @@ def write_report(release_dir: str | Path) -> dict[str, tuple[str, bytes]]:
             raise FileNotFoundError(f"{release / name}: not published; run `python -m pipelines run` first")
     indices = pl.read_parquet(release / "indices.parquet")
     derived = pl.read_parquet(release / "derived.parquet")
-    rendered = render(indices, derived)
+    rendered = render_files(release, indices, min(2, os.cpu_count() or 1))
     tmp = Path(tempfile.mkdtemp(prefix=".report.", dir=release))
     tmp.chmod(0o755)
     try:
