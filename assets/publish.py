@@ -14,12 +14,12 @@ from assets.support.metadata import markdown_preview, table_schema
 from assets.support.partitions import PARTITIONED_ASSETS
 from assets.support.settings import Settings, run_quarters
 from assets.transforms.dictionary import describe
-from assets.transforms.files import write_json_atomic, write_parquet_atomic
+from assets.transforms.files import write_json_atomic, write_parquet_atomic, write_text_atomic
 from assets.transforms.ingest.inventory import data_quarters
 from assets.transforms.errors import InputError
-from assets.transforms.publish import (assemble_indices, assemble_quarantine, build_manifest, diff_revisions,
-                                       new_files, quarantine_share, release_note, revision_reasons, run_summary,
-                                       summary_markdown)
+from assets.transforms.publish import (assemble_indices, assemble_quarantine, build_manifest, data_package,
+                                       diff_revisions, new_files, quarantine_share, release_note, release_readme,
+                                       revision_reasons, run_summary, summary_markdown)
 from assets.transforms.release import (MANIFEST, SETTINGS_FILE, outdated_outputs, quarter_fingerprints, stale_quarters,
                                        staging_dir, swap_in, write_settings)
 from expectations.adapter import submit_suite
@@ -27,7 +27,7 @@ from expectations.outcomes import predicate
 from expectations.suites import PUBLISHED_INDICES
 
 PUBLISHED_FILES = ("indices.parquet", "derived.parquet", "quarantine.parquet", "revisions.parquet", "quality.json",
-                   "manifest.json")
+                   "manifest.json", "datapackage.json", "README.md")
 # computed whole in every run that publishes: their stored outputs must be this run's
 WHOLE_STAGES = ("base_totals", "annual_indices", "disclosed_indices", "derived_measures")
 
@@ -85,11 +85,13 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     notes = [*published.get("release_notes", []), {"run_id": run_id, "published_at": now, **release_note(
         summary, published.get("quarter_inputs", {}), expected, release.rebases)}]
     published_settings = release.published_settings(base)
-    write_parquet_atomic(indices, staging / "indices.parquet")
-    write_parquet_atomic(derived_measures.collect(), staging / "derived.parquet")
-    write_parquet_atomic(quarantine, staging / "quarantine.parquet")
-    write_parquet_atomic(pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised,
-                         staging / "revisions.parquet")
+    tables = {"indices": indices, "derived": derived_measures.collect(), "quarantine": quarantine,
+              "revisions": pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised}
+    for name, table in tables.items():  # each column described in the file itself
+        write_parquet_atomic(table, staging / f"{name}.parquet", descriptions=describe(name, table.columns))
+    package = data_package({name: table.schema for name, table in tables.items()}, base, now)
+    write_json_atomic(package, staging / "datapackage.json")
+    write_text_atomic(release_readme(package), staging / "README.md")
     write_json_atomic(build_manifest(inventory, dataclasses.asdict(published_settings), settings.reference().vintages,
                                      counts, expected, summary, notes), staging / MANIFEST)
     write_settings(published_settings, staging / SETTINGS_FILE)

@@ -130,3 +130,24 @@ def test_every_column_of_every_asset_is_described(release):
         undescribed += [f"{key.to_user_string()}.{c.name}" for c in schema.value.columns if not c.description]
     instance.dispose()
     assert seen >= 11 and not undescribed
+
+
+def test_the_release_documents_itself(release):
+    """A data dictionary in the release (datapackage.json, README.md) covers every published table and column, and
+    each Parquet file carries the same description for every column."""
+    import pyarrow.parquet as pq
+
+    package = json.loads((release / "datapackage.json").read_text())
+    resources = {r["name"]: r for r in package["resources"]}
+    assert set(resources) == {"indices", "derived", "quarantine", "revisions"}
+    readme = (release / "README.md").read_text()
+    for name, resource in resources.items():
+        schema = pq.read_schema(release / resource["path"])
+        fields = {f["name"]: f["description"] for f in resource["schema"]["fields"]}
+        assert list(fields) == schema.names
+        for field in schema:
+            assert field.metadata and field.metadata[b"description"].decode() in fields[field.name], (name, field.name)
+            assert f"`{field.name}`" in readme
+    status = next(f for f in resources["derived"]["schema"]["fields"] if f["name"] == "status")
+    assert status["constraints"]["enum"] == ["ok", "suppressed", "new"] and "zero reference" in status["description"]
+    assert "both province and city level" in package["description"]

@@ -24,7 +24,7 @@ COLUMNS = {
              "metric); null when suppressed",
     "accounts": "exact number of distinct accounts with consumption > 0 behind the cell (never a sum of lower "
                 "levels); null when suppressed",
-    "status": "ok, or suppressed (value and accounts withheld for privacy)",
+    "status": "whether the cell is published",
     "base_period": "the base quarter: its national, all-industry value is 100",
     "amount": "consumption in yuan (internal: never published)",
     "top_account_amount": "consumption in yuan of the cell's largest account (internal, for privacy)",

@@ -24,14 +24,23 @@ def _tmp_beside(path: Path) -> str:
 
 
 def write_parquet_atomic(frame: pl.DataFrame | pl.LazyFrame, path: str | Path, compression: str = "zstd",
-                         metadata: dict[str, str] | None = None) -> Path:
+                         metadata: dict[str, str] | None = None, descriptions: dict[str, str] | None = None) -> Path:
     """Write (or stream, for a LazyFrame) a frame to Parquet, then move it into place; `metadata` goes into the
-    file's key-value metadata."""
+    file's key-value metadata, `descriptions` (column -> text) into each column's field metadata, where pyarrow,
+    DuckDB and other Arrow readers find it."""
     path = Path(path)
     tmp = _tmp_beside(path)
     options = {**PARQUET_OPTIONS, "compression": compression, **({"metadata": metadata} if metadata else {})}
     try:
-        if isinstance(frame, pl.LazyFrame):
+        if descriptions:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = (frame.collect() if isinstance(frame, pl.LazyFrame) else frame).to_arrow()
+            schema = pa.schema([f.with_metadata({"description": descriptions[f.name]}) if f.name in descriptions
+                                else f for f in table.schema], metadata=metadata)
+            pq.write_table(table.cast(schema), tmp, compression=compression, write_statistics=True)
+        elif isinstance(frame, pl.LazyFrame):
             frame.sink_parquet(tmp, **options)
         else:
             frame.write_parquet(tmp, **options)
