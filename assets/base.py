@@ -4,7 +4,7 @@ import polars as pl
 
 from assets.support.checks import check_results, specs
 from assets.support.settings import Settings
-from assets.transforms.base import base_totals_of
+from assets.transforms.base import base_totals_of, check_metric_quarters
 from assets.transforms.ingest.inventory import data_quarters
 from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
@@ -27,6 +27,7 @@ def base_totals(context: dg.AssetExecutionContext, settings: Settings, raw_inven
     quarters = data_quarters(inventory)
     base = settings.release.base(inventory)  # a first publication without a base: the earliest quarter
     cubes = {q: usage_cube[q].collect() for q in quarters}
+    check_metric_quarters(cubes, settings.release.settings.allow_empty_quarters, settings.release.delivery)
     totals = base_totals_of(cubes, base)
     suite = submit_suite(BASE_SUITE, BASE_TOTALS, totals)  # GX works while Dagster stores the totals
     yield dg.Output(totals, metadata={f"base_{m}": float(a) for m, a in zip(totals["metric"], totals["base_amount"])}

@@ -4,7 +4,7 @@ import polars as pl
 
 from assets.support.checks import check_results, specs
 from assets.support.settings import Settings
-from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures
+from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures, sudden_national_moves
 from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
 from expectations.suites import DERIVED
@@ -13,12 +13,16 @@ DERIVED_KEYS_UNIQUE = "derived_keys_are_unique"
 DERIVED_VALUES_VALID = "derived_values_are_valid"
 SUPPRESSED_STAY_HIDDEN = "measures_of_suppressed_cells_are_suppressed"
 DERIVED_SUITE = "derived_measures_meet_expectations"
+NATIONAL_STEADY = "national_series_moves_within_the_set_factor"
 CHECKS = {
     DERIVED_SUITE: ("Great Expectations: keys present, measure, comparison, status and level from their lists", True),
     DERIVED_KEYS_UNIQUE: ("One row per metric x period x entity x industry x measure x comparison", True),
     DERIVED_VALUES_VALID: ("Known measures and statuses, ok rows have a value, shares within [0, 1] (clusters "
                            "overlap and are left out), ranks from 1", True),
     SUPPRESSED_STAY_HIDDEN: ("No measure of a suppressed cell is published", True),
+    NATIONAL_STEADY: ("A warning: no national series moves by more than national_change_factor (default 3) from one "
+                      "quarter to the next, which would more likely be a missing or doubled feed than the economy",
+                      False),
 }
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "comparison"]
 
@@ -33,8 +37,15 @@ def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disc
     yield dg.Output(table, metadata={"measures": ", ".join(sorted(set(table["measure"]))),
                                      "new_cells": table.filter(pl.col("status") == "new").height})
     yield from check_results(context, settings.state, "derived", "derived_measures",
-                             {None: [suite.result(), *check_derived(table, disclosed)]},
+                             {None: [suite.result(), *check_derived(table, disclosed),
+                                     national_moves(disclosed, settings.release.settings.national_change_factor)]},
                              {None: table.height})
+
+
+def national_moves(disclosed: pl.DataFrame, factor: float):
+    moves = sudden_national_moves(disclosed, factor)
+    return predicate(NATIONAL_STEADY, moves.height == 0, factor=factor, moves=", ".join(
+        f"{m} {p}: {prev:.2f} -> {v:.2f}" for m, p, v, prev in moves.iter_rows()) or "none")
 
 
 def check_derived(table: pl.DataFrame, disclosed: pl.DataFrame) -> list:

@@ -80,8 +80,10 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     logged = out / "revisions.parquet"  # the published log plus this run's: a rerun never adds a row twice
     counts = {"rows_in": rows_in, "rows_used": used, "rows_quarantined": quarantine.height,
               "index_rows": indices.height, "quarters": len(quarters)}
+    warnings = [f"{r['asset']}: {c['name']} ({', '.join(f'{k} {v}' for k, v in c['metadata'].items())})"
+                for r in read_recorded(settings.state) if r["run_id"] == run_id for c in r["checks"] if not c["passed"]]
     summary = run_summary(counts, quarantine, delivered, run_quarters(context.run.tags),
-                          indices, revised, base, delivery_of(context))
+                          indices, revised, base, delivery_of(context), warnings)
     notes = [*published.get("release_notes", []), {"run_id": run_id, "published_at": now, **release_note(
         summary, published.get("quarter_inputs", {}), expected, release.rebases)}]
     published_settings = release.published_settings(base)

@@ -16,7 +16,7 @@ import polars as pl
 from assets.transforms import validate
 from assets.transforms.errors import InputError
 from assets.transforms.annual import complete_years, index_year
-from assets.transforms.base import base_totals_of
+from assets.transforms.base import base_totals_of, check_metric_quarters
 from assets.transforms.cube import cube_quarter
 from assets.transforms.indices import index_grid, normalise_to_base_period
 from assets.transforms.ingest.inventory import data_quarters, take_inventory
@@ -140,6 +140,7 @@ def run_transforms(raw: str | Path, base_period: str | None = None, allow_empty:
         usage[quarter], bad = validate_quarter(inventory, quarter, book)
         quarantine.append(bad)
     cubes = {q: cube_quarter(usage[q].lazy(), ref) for q in quarters}
+    check_metric_quarters(cubes, allow_empty, str(raw))
     totals = base_totals_of(cubes, base_period or quarters[0])
     grid = index_grid(ref, totals["metric"].to_list())
     quarterly = {q: normalise_to_base_period(cubes[q], totals, grid, q) for q in quarters}

@@ -34,7 +34,8 @@ def make_table(seed: int = 7, zeros: float = 0.15) -> pl.DataFrame:
 
     def add(period, ptype, level, code, name, industry, value):
         rows.append({"metric": "ai", "period": period, "period_type": ptype, "geo_level": level, "geo_code": code,
-                     "geo_name": name, "geo_name_en": name, "industry": industry, "value": value, "accounts": 9,
+                     "geo_name": name, "geo_name_en": name, "geo_name_short": name, "industry": industry,
+                     "value": value, "accounts": 9,
                      "status": "ok", "base_period": "2019Q1"})
 
     groups = {"national": {"CN": list(CITIES)},
@@ -53,7 +54,8 @@ def make_table(seed: int = 7, zeros: float = 0.15) -> pl.DataFrame:
     table = pl.DataFrame(rows)
     years = (table.with_columns(pl.col("period").str.slice(0, 4).alias("year"))
              .filter(pl.col("year").is_in(YEARS))
-             .group_by("metric", "year", "geo_level", "geo_code", "geo_name", "geo_name_en", "industry", "status",
+             .group_by("metric", "year", "geo_level", "geo_code", "geo_name", "geo_name_en", "geo_name_short",
+                       "industry", "status",
                        "base_period", maintain_order=True)
              .agg(pl.col("value").sum(), pl.col("accounts").first())
              .with_columns(pl.col("year").alias("period"), pl.lit("year").alias("period_type")).drop("year"))

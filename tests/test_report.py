@@ -33,8 +33,7 @@ def test_report_is_self_contained_and_has_every_chart(small_release):
     folder = small_release / "report"
     page = (folder / "index.html").read_text(encoding="utf-8")
     expected = {"national_trend.png", "map_ai_2021Q1.png", "map_ai_2020.png", "top10_province_ai.png",
-                "top10_city_ai.png", "industries_ai.png", "tier_industry_shares.png", "clusters_ai.png",
-                "top_city_industries_ai.png"}
+                "top10_city_ai.png", "industries_ai.png", "tier_industry_shares.png", "clusters_ai.png"}
     assert expected <= set(rendered)
     for name, (_, png) in rendered.items():
         assert png.startswith(PNG) and (folder / name).read_bytes() == png
@@ -90,5 +89,33 @@ def test_province_boundaries_cover_the_31_provinces():
 
 def test_demo_release_has_its_report(demo_release):
     page = (demo_release / "report" / "index.html").read_text(encoding="utf-8")
-    assert page.count("data:image/png;base64,") >= 16
+    assert page.count("data:image/png;base64,") >= 14
     assert "北京" in page
+    assert "方法与定义" in page and "合成数据" in page and "发布记录" in page  # methods, provenance, notes
+    manifest = json.loads((demo_release / "manifest.json").read_text())
+    assert manifest["code_version"] in page and manifest["created_at"] in page
+
+
+def test_legend_classes_come_from_the_data_with_zero_apart():
+    assert charts.value_classes([0.0, 0.0, 0.0]) == []  # a map of zeros has no colour scale
+    assert charts.value_classes([0.0, 2.0, 2.0, 5.0]) == [(2.0, 2.0), (5.0, 5.0)]
+    classes = charts.value_classes([float(v) for v in range(0, 40)])
+    assert len(classes) == 6 and classes[0][0] == 1.0 and classes[-1][1] == 39.0
+    assert all(lo <= hi for lo, hi in classes) and all(a[1] <= b[0] for a, b in zip(classes, classes[1:]))
+
+
+def test_a_sparse_release_ranks_no_zeros_and_titles_fit(small_release):
+    """On a release where most cells are 0, the top-10 panels rank only entities with usage, and every title fits
+    its line."""
+    table = pl.read_parquet(small_release / "indices.parquet")
+    sparse = table.with_columns(pl.when(pl.col("geo_code").is_in(["110000", "CN", "110000U"]) |
+                                        (pl.col("geo_level") != "city")).then(pl.col("value")).otherwise(0.0))
+    write_parquet_atomic(sparse, small_release / "indices.parquet")
+    write_parquet_atomic(derive_measures(sparse, MEMBERS), small_release / "derived.parquet")
+    from assets.transforms.report_page import top_city_industries
+
+    derived = pl.read_parquet(small_release / "derived.parquet")
+    names = top_city_industries(sparse, derived, "ai", {})
+    assert names.count("<tr>") <= 2  # a header and at most the one city with usage
+    assert all(len(line) <= 60 for line in charts.fit("一" * 50 + " · 2021Q3 较 2019Q1", 36).split("\n"))
+    assert charts.fit("赋智量 (AI 指数) · 城市群增速 · 2021Q3 较基期 (%)", 20).count("\n") >= 1

@@ -46,3 +46,32 @@ def test_a_good_run_prints_its_summary_and_keeps_it_in_the_manifest(tmp_path):
     assert manifest["inputs"][0]["path"] == str(raw.resolve()) and manifest["inputs"][0]["sha256"]
     [note] = manifest["release_notes"]
     assert note["quarters_new"] == ["2020Q1", "2020Q2", "2020Q3", "2020Q4", "2021Q1"] and note["rebased_to"] is None
+
+
+def test_a_missing_feed_in_one_quarter_stops_with_one_line_naming_metric_and_quarter(tmp_path):
+    """A late file with no AI products for a quarter would publish a national AI index of 0 for it."""
+    frame = pl.read_csv(write_fixture(tmp_path / "usage.csv"), infer_schema=False)
+    ai = pl.col("product").is_in(["asr", "ocr"]) | (pl.col("metric") == "ai")
+    frame.filter(~(pl.col("usage_date").str.starts_with("2020-0") & pl.col("usage_date").str.slice(5, 2).is_in(
+        ["07", "08", "09"]) & ai)).write_csv(tmp_path / "no_ai_q3.csv")
+    done = run_cli(["run", "--raw", tmp_path / "no_ai_q3.csv", "--out", tmp_path / "release", "--no-report"],
+                   quiet_warnings=True)
+    err = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(err) == 1, done.stderr
+    assert "no rows for metric 'ai' in quarter 2020Q3 inside 2020Q1..2021Q1" in err[0]
+    assert "--allow-empty-quarters" in err[0]
+
+
+def test_a_sudden_national_move_is_a_warning_in_the_summary(tmp_path):
+    frame = pl.read_csv(write_fixture(tmp_path / "usage.csv"), infer_schema=False)
+    spike = frame.with_columns(pl.when(pl.col("usage_date").str.starts_with("2020-1"))
+                               .then(pl.col("amount").cast(pl.Float64) * 10).otherwise(pl.col("amount").cast(
+                                   pl.Float64)).alias("amount"))
+    spike.write_csv(tmp_path / "spike.csv")
+    done = run_cli(["run", "--raw", tmp_path / "spike.csv", "--out", tmp_path / "release", "--no-report"],
+                   quiet_warnings=True)
+    assert done.returncode == 0, done.stderr
+    warning = next(line for line in done.stdout.splitlines() if line.strip().startswith("warnings:"))
+    assert "national_series_moves_within_the_set_factor" in warning and "2020Q4" in warning
+    quality = json.loads((tmp_path / "release" / "quality.json").read_text())
+    assert "derived_measures[-] national_series_moves_within_the_set_factor" in quality["derived"]["failures"]

@@ -61,6 +61,9 @@ class Settings(dg.ConfigurableResource):
     max_quarantine_share: Optional[float] = Field(default=None, ge=0, le=100, description="Stop before publishing "
                                                   "when more than this percent of the rows delivered is quarantined "
                                                   "(default 5; kept by the release)")
+    national_change_factor: Optional[float] = Field(default=None, gt=1, description="Warn (a check, in the UI and "
+                                                    "the run's summary) when a national series moves by more than "
+                                                    "this factor in a quarter (default 3; kept by the release)")
     sample_rows: Optional[int] = Field(default=None, ge=1, description="Rows sampled per quarter for the "
                                        "row-level Great Expectations suites (default 10,000)")
 

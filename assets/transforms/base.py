@@ -33,3 +33,17 @@ def base_totals_of(cubes: dict[str, pl.DataFrame], base_period: str) -> pl.DataF
     """The base totals of a release's quarterly cubes (a whole-input error if the base quarter has no rows)."""
     empty = next(iter(cubes.values())).clear() if cubes else pl.DataFrame()
     return compute_base_totals(cubes.get(base_period, empty), base_period, metrics_present(list(cubes.values())))
+
+
+def check_metric_quarters(cubes: dict[str, pl.DataFrame], allowed: bool, where: str) -> None:
+    """A metric with rows in some quarter but none in another inside the range is a whole-input error (a feed
+    missing for a quarter would publish an index of 0), unless empty quarters are allowed."""
+    present = {q: set(cube["metric"].unique().to_list()) for q, cube in cubes.items()}
+    metrics = set().union(*present.values()) if present else set()
+    quarters = sorted(present)
+    for quarter in quarters:
+        missing = sorted(metrics - present[quarter])
+        if missing and not allowed:
+            raise InputError(f"{where}: no rows for metric '{missing[0]}' in quarter {quarter} inside "
+                             f"{quarters[0]}..{quarters[-1]} (columns 'product' and 'metric'; "
+                             "--allow-empty-quarters publishes zeros)")

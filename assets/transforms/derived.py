@@ -254,3 +254,14 @@ def sort_derived_rows(frame: pl.DataFrame) -> pl.DataFrame:
             .sort("metric", "period_type", "period", "_l", "geo_code", "_i", "industry", "_m", "comparison",
                   nulls_last=False)
             .drop("_l", "_i", "_m"))
+
+
+def sudden_national_moves(disclosed: pl.DataFrame, factor: float) -> pl.DataFrame:
+    """National, all-industry quarters whose value is more than `factor` times the previous quarter's, or less than
+    its 1/`factor` (a feed missing or doubled, more likely than the economy): metric, period, previous, value."""
+    national = (disclosed.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all")
+                                 & (pl.col("period_type") == "quarter"))
+                .select("metric", "period", "value").sort("metric", "period")
+                .with_columns(pl.col("value").shift(1).over("metric").alias("previous")))
+    return national.filter(pl.col("previous").is_not_null() & (
+        (pl.col("value") > pl.col("previous") * factor) | (pl.col("value") * factor < pl.col("previous"))))

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -40,6 +41,17 @@ def code_version() -> str:
     return f"{version}+{commit}" if commit else version
 
 
+DATASET_NOTE = "_dataset.json"  # a raw folder's own description (the demo generator writes one)
+
+
+def provenance(raw_path: str) -> dict:
+    """What the release's data is: the raw folder's own description (DATASET_NOTE) if it has one."""
+    note = Path(raw_path) / DATASET_NOTE
+    if raw_path and note.is_file():
+        return json.loads(note.read_text(encoding="utf-8"))
+    return {"synthetic": False, "description": "the raw billing files listed under inputs"}
+
+
 def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, counts: dict,
                    quarter_inputs: dict[str, str], summary: dict, notes: list[dict]) -> dict:
     """The release's provenance: code, inputs (full path and hash), seeds, settings, row counts, what each quarter
@@ -51,6 +63,7 @@ def build_manifest(inventory: pl.DataFrame, settings: dict, vintages: dict, coun
         "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "inputs": [{k: r[k] for k in ("source_file", "path", "sha256", "format", "bytes", "rows", "status")}
                    for r in inventory.iter_rows(named=True)],
+        "provenance": provenance(settings.get("raw_path", "")),
         "seed_vintages": vintages,
         "settings": settings,
         "row_counts": counts,
@@ -115,9 +128,10 @@ def diff_revisions(old: pl.DataFrame | None, new: pl.DataFrame, run_id: str, at:
 
 
 def run_summary(counts: dict, quarantine: pl.DataFrame, delivered: dict, recomputed: list[str] | None,
-                indices: pl.DataFrame, revised: pl.DataFrame, base: str, delivery: dict) -> dict:
+                indices: pl.DataFrame, revised: pl.DataFrame, base: str, delivery: dict, warnings: list[str]) -> dict:
     """What a publication did and holds: rows in, used and quarantined by reason; the files delivered (new, already
-    held, byte-identical copies, replaced); quarters recomputed; cells suppressed; revisions by reason."""
+    held, byte-identical copies, replaced); quarters recomputed; cells suppressed; revisions by reason; the checks
+    that warned."""
     reasons = quarantine.group_by("reason").len().sort("reason")
     revisions = revised.group_by("reason").len().sort("reason")
     return {"rows_in": counts["rows_in"], "rows_used": counts["rows_used"],
@@ -126,7 +140,7 @@ def run_summary(counts: dict, quarantine: pl.DataFrame, delivered: dict, recompu
             "delivery": {**delivery, "rows_new": delivered["rows"], "rows_new_quarantined": delivered["quarantined"]},
             "quarters_recomputed": recomputed or [], "base_period": base,
             "cells_suppressed": indices.filter(pl.col("status") == "suppressed").height,
-            "revisions": dict(zip(revisions["reason"], revisions["len"]))}
+            "revisions": dict(zip(revisions["reason"], revisions["len"])), "warnings": warnings}
 
 
 def release_note(summary: dict, published_inputs: dict[str, str], quarter_inputs: dict[str, str],
@@ -151,7 +165,8 @@ def summary_lines(summary: dict) -> list[str]:
             + (f", {delivery['files_replaced']} replaced" if delivery.get("files_replaced") else ""),
             f"quarters recomputed: {recomputed[0] + '..' + recomputed[-1] if recomputed else 'none'}; base "
             f"{summary['base_period']}",
-            f"cells suppressed: {summary['cells_suppressed']:,}; revisions: {revisions}"]
+            f"cells suppressed: {summary['cells_suppressed']:,}; revisions: {revisions}",
+            *([f"warnings: {'; '.join(summary['warnings'])}"] if summary.get("warnings") else [])]
 
 
 def summary_markdown(summary: dict) -> str:

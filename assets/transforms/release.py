@@ -50,6 +50,7 @@ class ReleaseSettings:
     privacy_dominance_percent: float = 85.0
     allow_empty_quarters: bool = False
     max_quarantine_share: float = 5.0  # percent of a delivery's rows; above it the run stops before publishing
+    national_change_factor: float = 3.0  # a national series moving more than x this (or / this) in a quarter: warn
     sample_rows: int = 10_000
 
 
@@ -58,7 +59,7 @@ FIELDS = tuple(f.name for f in dataclasses.fields(ReleaseSettings))
 FROZEN = ("products_path", "seeds_dir", "tier_scheme", "tier_vintage", "engine", "privacy_k",
           "privacy_dominance_percent")
 # Settings a run may adjust (kept from its publication on); the base changes only through a rebase.
-ADJUSTABLE = ("allow_empty_quarters", "max_quarantine_share", "sample_rows")
+ADJUSTABLE = ("allow_empty_quarters", "max_quarantine_share", "national_change_factor", "sample_rows")
 PATHS = ("raw_path", "products_path", "seeds_dir")
 
 
@@ -116,7 +117,7 @@ def write_settings(settings: ReleaseSettings, path: str | Path) -> Path:
 def _normalised(name: str, value):
     if name in PATHS and value:
         return str(Path(value).expanduser().resolve())
-    if name in ("privacy_dominance_percent", "max_quarantine_share"):
+    if name in ("privacy_dominance_percent", "max_quarantine_share", "national_change_factor"):
         return float(value)
     return value
 

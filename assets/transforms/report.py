@@ -24,6 +24,8 @@ CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQu
 CJK_FILE_HINTS = ("notosanscjk", "notoserifcjk", "wqy", "sourcehan", "simhei", "msyh", "pingfang", "uming", "ukai")
 METRIC_ZH = {"ai": "赋智量 (AI 指数)", "cloud": "用云量 (云计算指数)"}
 METRIC_COLOR = {"ai": "#d9480f", "cloud": "#1c7ed6"}
+ZERO_COLOR = "#f8f9fa"  # provinces with no usage: neither the scale's lightest colour nor "out of scope"
+LEVEL_ZH = {"province": "省份", "city": "城市"}
 SOURCE_CLUSTERS = ("京津冀", "珠三角", "长三角", "长江中游", "成渝", "关中平原", "兰西")
 TIER_ORDER = ("tier1", "new_tier1", "tier2", "tier3", "tier4", "tier5")
 
@@ -56,10 +58,26 @@ def use_cjk_font() -> str:
 
 
 def _png(fig) -> bytes:
+    """The figure as PNG bytes, laid out once (tight_layout) and drawn once (bbox_inches="tight" would draw it twice
+    to measure it, the larger part of a chart's time)."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
     return buf.getvalue()
+
+
+def fit(title: str, width: int = 36) -> str:
+    """A title wrapped to lines of at most `width` characters (a CJK character is about twice a Latin one), so
+    that it is never cut off at the figure's edge."""
+    lines, line = [], ""
+    for word in title.split(" "):
+        candidate = f"{line} {word}".strip()
+        if len(candidate.encode("gbk", "replace")) // 2 + 1 > width and line:
+            lines.append(line)
+            candidate = word
+        line = candidate
+    return "\n".join([*lines, line])
 
 
 def latest(indices: pl.DataFrame, period_type: str) -> str | None:
@@ -85,11 +103,6 @@ def measure(derived: pl.DataFrame, name: str, metric: str, level: str, period: s
     return rows.filter(pl.col("comparison") == comparison) if comparison else rows
 
 
-def short_name(name: str) -> str:
-    for suffix in ("维吾尔自治区", "壮族自治区", "回族自治区", "自治区", "特别行政区", "省", "市"):
-        if name.endswith(suffix) and len(name) > len(suffix) + 1:
-            return name[: -len(suffix)]
-    return name
 
 
 def national_trend(indices: pl.DataFrame) -> bytes:
@@ -118,9 +131,8 @@ def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: li
     """Choropleth of provincial index values (quantile classes); out-of-scope areas grey, suppressed hatched."""
     rows = cells(indices, metric, "province", period)
     values = {c: (v, s) for c, v, s in rows.select("geo_code", "value", "status").iter_rows()}
-    ok = sorted(v for v, s in values.values() if s == "ok" and v is not None)
-    breaks = sorted({ok[min(len(ok) - 1, round(i * (len(ok) - 1) / 6))] for i in range(7)}) if ok else [0, 1]
-    cmap = plt.get_cmap("YlOrRd", max(len(breaks) - 1, 1))
+    classes = value_classes([v for v, s in values.values() if s == "ok" and v is not None])
+    cmap = plt.get_cmap("YlOrRd", max(len(classes), 1) + 1)
     fig, ax = plt.subplots(figsize=(8, 6.4))
     for feature in boundaries:
         props = feature["properties"]
@@ -130,9 +142,10 @@ def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: li
             face, hatch = "#e9ecef", None
         elif status != "ok" or value is None:
             face, hatch = "#ffffff", "///"
+        elif value == 0:
+            face, hatch = ZERO_COLOR, None
         else:
-            k = max(0, min(len(breaks) - 2, sum(value >= b for b in breaks[1:-1])))
-            face, hatch = cmap(k), None
+            face, hatch = cmap(1 + next(i for i, (lo, hi) in enumerate(classes) if value <= hi)), None
         ax.add_collection(PolyCollection(rings, facecolors=face, edgecolors="#495057", linewidths=0.4, hatch=hatch))
         if props["in_scope"]:
             ring = max(rings, key=len)
@@ -142,14 +155,31 @@ def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: li
     ax.set_ylim(17, 54)
     ax.set_aspect(1.25)
     ax.axis("off")
-    labels = [f"{breaks[i]:.2f} – {breaks[i + 1]:.2f}" for i in range(len(breaks) - 1)]
-    handles = [Patch(facecolor=cmap(i), edgecolor="#495057", label=lab) for i, lab in enumerate(labels)]
+    handles = [Patch(facecolor=cmap(1 + i), edgecolor="#495057",
+                     label=f"{lo:.2f}" if lo == hi else f"{lo:.2f} – {hi:.2f}") for i, (lo, hi) in enumerate(classes)]
+    if any(s == "ok" and v == 0 for v, s in values.values()):
+        handles.insert(0, Patch(facecolor=ZERO_COLOR, edgecolor="#495057", label="0（无用量）"))
     handles += [Patch(facecolor="#ffffff", hatch="///", edgecolor="#495057", label="已抑制（隐私）"),
                 Patch(facecolor="#e9ecef", edgecolor="#495057", label="不在统计范围")]
     ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, title="指数")
     kind = "年度" if len(period) == 4 else "季度"
-    ax.set_title(f"{METRIC_ZH[metric]} · 各省{kind}指数 · {period}")
+    ax.set_title(fit(f"{METRIC_ZH[metric]} · 各省{kind}指数 · {period}"))
     return _png(fig)
+
+
+def value_classes(values: list[float], classes: int = 6) -> list[tuple[float, float]]:
+    """Legend classes of the positive values, from the data: quantile bounds, each class holding at least one value
+    and no two classes the same (fewer classes when there are few distinct values); 0 is a class of its own,
+    drawn apart, so a map of zeros has no colour scale at all."""
+    positive = sorted(v for v in values if v > 0)
+    if not positive:
+        return []
+    distinct = sorted(set(positive))
+    if len(distinct) <= classes:
+        return [(v, v) for v in distinct]
+    bounds = sorted({positive[min(len(positive) - 1, round(i * (len(positive) - 1) / classes))]
+                     for i in range(classes + 1)})
+    return [(bounds[0] if i == 0 else bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
 
 
 def _barh(ax, names, values, color, fmt="{:.2f}", title=""):
@@ -165,25 +195,27 @@ def _barh(ax, names, values, color, fmt="{:.2f}", title=""):
 
 
 def top10(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, level: str) -> bytes:
-    """Top 10 by size (latest year, else quarter) and by growth since the base quarter (latest quarter)."""
-    period, _ = size_period(indices)
+    """Top 10 of the latest quarter by size (index) and by growth against the base quarter; entities with no usage
+    are never ranked here, and a panel with nothing to rank says so."""
     quarter = latest(indices, "quarter")
-    size = (measure(derived, "rank", metric, level, period).filter(pl.col("status") == "ok")
-            .join(cells(indices, metric, level, period).select("geo_code", pl.col("value").alias("index")), on="geo_code")
-            .sort("value", "geo_code").head(10))
+    base = indices["base_period"].drop_nulls()
+    base = base[0] if base.len() else ""
+    size = (measure(derived, "rank", metric, level, quarter).filter(pl.col("status") == "ok")
+            .join(cells(indices, metric, level, quarter).select("geo_code", "geo_name_short",
+                                                                pl.col("value").alias("index")), on="geo_code")
+            .filter(pl.col("index") > 0).sort("value", "geo_code").head(10))
     growth = (measure(derived, "growth_rank", metric, level, quarter, comparison="since_base")
               .filter(pl.col("status") == "ok")
               .join(measure(derived, "growth", metric, level, quarter, comparison="since_base")
                     .select("geo_code", pl.col("value").alias("growth")), on="geo_code")
+              .join(cells(indices, metric, level, quarter).select("geo_code", "geo_name_short"), on="geo_code")
               .sort("value", "geo_code").head(10))
-    level_zh = {"province": "省份", "city": "城市"}[level]
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.6))
-    _barh(a, [short_name(n) for n in size["geo_name"]], size["index"].to_list(), METRIC_COLOR[metric],
-          title=f"{level_zh}规模前十 · {period}")
-    base = growth["reference_period"][0] if growth.height else ""
-    _barh(b, [short_name(n) for n in growth["geo_name"]], (growth["growth"] * 100).to_list(), "#2f9e44",
-          fmt="{:.0f}%", title=f"{level_zh}增速前十 · {quarter} 较 {base}")
-    fig.suptitle(METRIC_ZH[metric])
+    _barh(a, size["geo_name_short"].to_list(), size["index"].to_list(), METRIC_COLOR[metric],
+          title=f"{LEVEL_ZH[level]}规模前十（指数）")
+    _barh(b, growth["geo_name_short"].to_list(), (growth["growth"] * 100).to_list(), "#2f9e44",
+          fmt="{:.0f}%", title=f"{LEVEL_ZH[level]}增速前十（较 {base}）")
+    fig.suptitle(fit(f"{METRIC_ZH[metric]} · {quarter}", 60))
     return _png(fig)
 
 
@@ -271,8 +303,8 @@ def cluster_comparison(indices: pl.DataFrame, derived: pl.DataFrame, metric: str
             ax.barh(names, values, color=highlight(names))
         else:
             ax.text(0.5, 0.5, "无数据", ha="center", va="center", transform=ax.transAxes)
-    a.set_title(f"城市群指数 · {period}")
-    b.set_title(f"城市群增速 · {quarter} 较基期 (%)")
+    a.set_title(fit(f"城市群指数 · {period}"))
+    b.set_title(fit(f"城市群增速 · {quarter} 较基期 (%)"))
     for name in SOURCE_CLUSTERS:
         rows = means.filter(pl.col("geo_name") == name)
         if rows.height:
@@ -284,26 +316,5 @@ def cluster_comparison(indices: pl.DataFrame, derived: pl.DataFrame, metric: str
     for ax in (a, b, c):
         ax.spines[["top", "right"]].set_visible(False)
         ax.tick_params(axis="y", labelsize=8)
-    fig.suptitle(f"{METRIC_ZH[metric]} · 城市群比较（彩色为来源报告讨论的七个城市群）")
-    return _png(fig)
-
-
-def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, names: dict[str, str]) -> bytes:
-    """The five largest industries of each of the ten largest cities (latest year, else quarter)."""
-    period, _ = size_period(indices)
-    top = measure(derived, "rank", metric, "city", period).filter(pl.col("status") == "ok").sort("value", "geo_code")
-    top = top.head(10)
-    fig, axes = plt.subplots(2, 5, figsize=(16, 6.4))
-    for ax, (code, name) in zip(axes.flat, top.select("geo_code", "geo_name").iter_rows()):
-        rows = (indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "city")
-                               & (pl.col("period") == period) & (pl.col("geo_code") == code)
-                               & (pl.col("industry") != "all") & (pl.col("status") == "ok"))
-                .sort("value", "industry", descending=[True, False]).head(5))
-        _barh(ax, [names.get(i, i) for i in rows["industry"]], rows["value"].to_list(), METRIC_COLOR[metric],
-              fmt="{:.1f}", title=short_name(name))
-        ax.tick_params(axis="x", labelsize=7)
-    for ax in list(axes.flat)[top.height:]:
-        ax.axis("off")
-    fig.suptitle(f"{METRIC_ZH[metric]} · 前十城市的前五大行业 · {period}")
-    fig.tight_layout()
+    fig.suptitle(fit(f"{METRIC_ZH[metric]} · 城市群比较（彩色：来源报告讨论的七个城市群）", 70))
     return _png(fig)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import multiprocessing
 import os
 import shutil
@@ -46,7 +47,6 @@ DRAW = {
     "industry_bars": lambda d, metric: charts.industry_bars(d.indices, d.derived, metric, d.names),
     "tier_industry_shares": lambda d: charts.tier_industry_shares(d.indices, d.derived, d.names, d.codes),
     "cluster_comparison": lambda d, metric: charts.cluster_comparison(d.indices, d.derived, metric),
-    "top_city_industries": lambda d, metric: charts.top_city_industries(d.indices, d.derived, metric, d.names),
 }
 
 
@@ -58,13 +58,11 @@ def plan(indices: pl.DataFrame) -> list[tuple[str, str, str, tuple]]:
     out = [("national_trend.png", "全国指数走势", "national_trend", ())]
     out += [(f"map_{m}_{p}.png", f"{zh[m]} 分省地图 {p}", "province_map", (m, p))
             for m in metrics for p in (quarter, year) if p]
-    out += [(f"top10_{level}_{m}.png", f"{zh[m]} {level} 前十", "top10", (m, level))
+    out += [(f"top10_{level}_{m}.png", f"{zh[m]} {charts.LEVEL_ZH[level]}前十", "top10", (m, level))
             for level in ("province", "city") for m in metrics]
     out += [(f"industries_{m}.png", f"{zh[m]} 行业", "industry_bars", (m,)) for m in metrics]
     out += [("tier_industry_shares.png", "各级城市行业结构", "tier_industry_shares", ())]
     out += [(f"clusters_{m}.png", f"{zh[m]} 城市群", "cluster_comparison", (m,)) for m in metrics]
-    out += [(f"top_city_industries_{m}.png", f"{zh[m]} 前十城市前五行业", "top_city_industries", (m,))
-            for m in metrics]
     return out
 
 
@@ -113,7 +111,7 @@ def _change(value) -> str:
 def province_table(indices: pl.DataFrame, derived: pl.DataFrame, metric: str) -> str:
     """HTML table of the provinces in the latest quarter: value, rank, rank changes, share of national."""
     quarter = charts.latest(indices, "quarter")
-    rows = charts.cells(indices, metric, "province", quarter).select("geo_code", "geo_name", "value", "status")
+    rows = charts.cells(indices, metric, "province", quarter).select("geo_code", "geo_name_short", "value", "status")
 
     def pick(name, comparison=None, alias="x"):
         return charts.measure(derived, name, metric, "province", quarter, comparison=comparison).select(
@@ -132,7 +130,7 @@ def province_table(indices: pl.DataFrame, derived: pl.DataFrame, metric: str) ->
     body = []
     for r in table.iter_rows(named=True):
         hidden = r["status"] != "ok"
-        cells = [("" if r["rank"] is None else f"{int(r['rank'])}"), html.escape(charts.short_name(r["geo_name"])),
+        cells = [("" if r["rank"] is None else f"{int(r['rank'])}"), html.escape(r["geo_name_short"]),
                  "已抑制" if hidden else f"{r['value']:.2f}",
                  "" if r["share"] is None else f"{r['share'] * 100:.1f}%",
                  "" if r["gq"] is None else f"{r['gq'] * 100:+.1f}%", _change(r["qoq"]), _change(r["vpy"])]
@@ -147,7 +145,71 @@ td,th{border:1px solid #dee2e6;padding:2px 8px;text-align:right}th{background:#f
 td:nth-child(2){text-align:left}.tables{display:grid;grid-template-columns:1fr 1fr;gap:2em}"""
 
 
-def page(indices: pl.DataFrame, derived: pl.DataFrame, rendered: dict[str, tuple[str, bytes]]) -> str:
+def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, names: dict[str, str]) -> str:
+    """HTML table: the five largest industries of each of the ten largest cities (latest year, else quarter)."""
+    period, _ = charts.size_period(indices)
+    top = (charts.measure(derived, "rank", metric, "city", period).filter(pl.col("status") == "ok")
+           .join(charts.cells(indices, metric, "city", period).select("geo_code", "geo_name_short",
+                                                                     pl.col("value").alias("index")), on="geo_code")
+           .filter(pl.col("index") > 0).sort("value", "geo_code").head(10))
+    by_city = (indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "city")
+                              & (pl.col("period") == period) & (pl.col("industry") != "all")
+                              & (pl.col("status") == "ok") & (pl.col("value") > 0)
+                              & pl.col("geo_code").is_in(top["geo_code"].implode()))
+               .sort("value", "industry", descending=[True, False]).group_by("geo_code", maintain_order=True)
+               .head(5).group_by("geo_code", maintain_order=True).agg("industry", "value"))
+    found = {code: list(zip(inds, values)) for code, inds, values in by_city.iter_rows()}
+    head = "<tr><th>排名</th><th>城市</th><th>指数</th>" + "".join(f"<th>第{i}</th>" for i in "一二三四五") + "</tr>"
+    body = []
+    for rank, code, name, value in top.select("value", "geo_code", "geo_name_short", "index").iter_rows():
+        best = [f"{html.escape(names.get(i, i))} {v:.1f}" for i, v in found.get(code, [])]
+        body.append(f"<tr><td>{int(rank)}</td><td>{html.escape(name)}</td><td>{value:.2f}</td>"
+                    + "".join(f"<td>{c}</td>" for c in best + [""] * (5 - len(best))) + "</tr>")
+    if not body:
+        return f"<div><h3>{charts.METRIC_ZH[metric]} · {period}</h3><p>无数据</p></div>"
+    return (f"<div><h3>{charts.METRIC_ZH[metric]} · {period}</h3><table>{head}{''.join(body)}</table></div>")
+
+
+def methods(indices: pl.DataFrame, manifest: dict) -> str:
+    """The method, definitions and provenance in a few lines (docs/METHOD.md has the whole of it)."""
+    base = indices["base_period"].drop_nulls()
+    origin = manifest.get("provenance", {})
+    synthetic = "<b>合成数据（非真实用量）。</b>" if origin.get("synthetic") else ""
+    items = [
+        f"指数 = 100 × 实体消费额 / 基期（{html.escape(base[0] if base.len() else '')}）全国全行业消费额，按指标分别计算；"
+        "年度指数为该年四个季度之和（仅完整年度）。省、市（含“未分配到城市”）与城市等级各自加总等于全国，行业加总等于全行业；"
+        "城市群为成员城市之和，城市群之间可能重叠。直辖市同时出现在省级与市级（代码相同）。",
+        "增速 = 本期指数 / 参照期指数 − 1；参照期为 0 时记为“新增”（new），不计增速。排名仅在公开（未抑制）单元中计算，"
+        "并列取最优名次。份额 = 实体 / 全国；城市群前 N 份额可能超过 100%（城市群重叠）。",
+        "隐私：账户数过少或单一账户占比过高的单元被抑制（值为空），并做补充抑制，使任何已公开的加总关系都不能推出被抑制单元；"
+        "由被抑制单元派生的指标同样被抑制。",
+        f"数据来源：{synthetic}{html.escape(origin.get('description', '本发布 manifest.json 所列的原始文件'))}。",
+        f"版本 {html.escape(str(manifest.get('code_version', '')))} · 发布于 {html.escape(str(manifest.get('created_at', '')))}"
+        " · 数据字典见 datapackage.json 与 README.md。",
+    ]
+    return "<ul>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
+
+
+def release_notes(manifest: dict) -> str:
+    """Each publication's changes: new quarters, quarters recomputed, revisions by reason, rebase."""
+    rows = []
+    for note in reversed(manifest.get("release_notes", [])[-8:]):
+        revised = "、".join(f"{html.escape(r)} {n}" for r, n in note.get("revisions", {}).items()) or "无"
+        new = "、".join(note.get("quarters_new", [])) or "无"
+        done = note.get("quarters_recomputed", [])
+        rows.append(f"<tr><td>{html.escape(note.get('published_at', ''))}</td><td>{new}</td>"
+                    f"<td>{done[0] + '–' + done[-1] if done else '无'}</td><td>{revised}</td>"
+                    f"<td>{html.escape(note.get('rebased_to') or '')}</td></tr>")
+    if not rows:
+        return ""
+    return ("<table><tr><th>发布时间 (UTC)</th><th>新增季度</th><th>重算季度</th><th>修订（按原因）</th><th>改基期至</th></tr>"
+            + "".join(rows) + "</table>")
+
+
+def page(indices: pl.DataFrame, derived: pl.DataFrame, rendered: dict[str, tuple[str, bytes]],
+         manifest: dict | None = None) -> str:
+    manifest = manifest or {}
+
     def img(name):
         if name not in rendered:
             return ""
@@ -161,18 +223,22 @@ def page(indices: pl.DataFrame, derived: pl.DataFrame, rendered: dict[str, tuple
     quarter, year = charts.latest(indices, "quarter"), charts.latest(indices, "year")
     base = indices["base_period"].drop_nulls()
     metrics = [m for m in ("ai", "cloud") if m in set(indices["metric"])]
+    names, _ = industry_names()
     sections = [
+        ("方法与定义", methods(indices, manifest)),
         ("全国指数走势", img("national_trend.png")),
         ("分省地图", '<div class="grid">' + "".join(img(n) for n in group("map_")) + "</div>"),
-        ("省份与城市前十（规模与增速）", "".join(img(n) for n in group("top10_"))),
+        (f"省份与城市前十 · {quarter}（规模与较基期增速）", "".join(img(n) for n in group("top10_"))),
         ("各省排名表（最新季度）", '<div class="tables">' + "".join(province_table(indices, derived, m)
                                                             for m in metrics) + "</div>"),
         ("行业：指数、均值线与倍数", "".join(img(n) for n in group("industries_"))),
         ("各级城市的行业结构", img("tier_industry_shares.png")),
         ("城市群比较", "".join(img(n) for n in group("clusters_"))),
-        ("前十城市的前五大行业", "".join(img(n) for n in group("top_city_industries_"))),
+        ("前十城市的前五大行业", '<div class="tables">' + "".join(top_city_industries(indices, derived, m, names)
+                                                           for m in metrics) + "</div>"),
+        ("发布记录", release_notes(manifest)),
     ]
-    body = "".join(f"<h2>{t}</h2>{c}" for t, c in sections)
+    body = "".join(f"<h2>{t}</h2>{c}" for t, c in sections if c)
     return (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>云智指数季度报告 {quarter}</title>'
             f"<style>{STYLE}</style></head><body><h1>云智指数季度报告 · {quarter}</h1>"
             f"<p>用云量（云计算指数）与赋智量（AI 指数），基期 {base[0] if base.len() else ''} = 100；"
@@ -189,12 +255,14 @@ def write_report(release_dir: str | Path) -> dict[str, tuple[str, bytes]]:
     indices = pl.read_parquet(release / "indices.parquet")
     derived = pl.read_parquet(release / "derived.parquet")
     rendered = render_files(release, indices, min(2, os.cpu_count() or 1))
+    manifest = json.loads((release / "manifest.json").read_text(encoding="utf-8")) if (
+        release / "manifest.json").exists() else {}
     tmp = Path(tempfile.mkdtemp(prefix=".report.", dir=release))
     tmp.chmod(0o755)
     try:
         for name, (_, png) in rendered.items():
             (tmp / name).write_bytes(png)
-        (tmp / "index.html").write_text(page(indices, derived, rendered), encoding="utf-8")
+        (tmp / "index.html").write_text(page(indices, derived, rendered, manifest), encoding="utf-8")
         target = release / "report"
         old = release / f".report.old.{os.getpid()}"
         if target.exists():
