@@ -12,8 +12,12 @@ from expectations.suites import Expect, expect
 
 def submit_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> validator.Pending:
     """Start validating `frame` with the suite `name` (a tuple of `Expect`) in the validator process; `.result()`
-    is the Outcome. `name` is the check's name, so one suite is one check."""
-    return validator.submit(name, expectations, frame)
+    is the Outcome. `name` is the check's name, so one suite is one check.
+
+    Text columns travel as categoricals: the few distinct labels of an aggregated table (metric, level, code,
+    measure) are then pickled once and checked per category (GX on the 700k rows of derived measures: 0.9 ->
+    0.5 s); nulls, sets, uniqueness and patterns mean the same on them."""
+    return validator.submit(name, expectations, frame.with_columns(pl.col(pl.String).cast(pl.Categorical)))
 
 
 def run_suite(name: str, expectations: tuple[Expect, ...], frame: pl.DataFrame) -> Outcome:

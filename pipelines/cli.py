@@ -108,6 +108,13 @@ def parser() -> argparse.ArgumentParser:
                             description="Regenerate DIR/report/ (index.html and PNGs) from DIR/indices.parquet and "
                                         "DIR/derived.parquet only; needs a CJK font (e.g. fonts-noto-cjk).")
     report.add_argument("--out", required=True, help="release directory (holds indices.parquet, derived.parquet)")
+    export = sub.add_parser("export", help="write a release's tables as CSV or an Excel workbook",
+                            description="Write indices, derived measures and revisions of a published release as "
+                                        "CSV (UTF-8 with a byte-order mark, so Excel shows the Chinese names) or one "
+                                        "Excel workbook. The quarantine is not exported: it holds account ids.")
+    export.add_argument("--out", required=True, help="release directory")
+    export.add_argument("--format", choices=["csv", "xlsx"], default="csv", help="csv (default) or xlsx")
+    export.add_argument("--to", help="folder to write into (default DIR/export/)")
     return top
 
 
@@ -158,6 +165,11 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
 
             summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed)
             print(f"raw {args.out}: {summary.get('rows', args.rows)} rows in {time.perf_counter() - started:.1f}s")
+        elif args.command == "export":
+            from assets.transforms.export import export_release
+
+            written = export_release(args.out, args.format, args.to)
+            print(f"export: {', '.join(str(p) for p in written)}")
         elif args.command == "report":
             from assets.transforms.report import MissingFontError
             from assets.transforms.report_page import write_report

@@ -119,3 +119,27 @@ def test_a_sparse_release_ranks_no_zeros_and_titles_fit(small_release):
     assert names.count("<tr>") <= 2  # a header and at most the one city with usage
     assert all(len(line) <= 60 for line in charts.fit("一" * 50 + " · 2021Q3 较 2019Q1", 36).split("\n"))
     assert charts.fit("赋智量 (AI 指数) · 城市群增速 · 2021Q3 较基期 (%)", 20).count("\n") >= 1
+
+
+def test_exports_for_spreadsheets(small_release):
+    """CSV with a byte-order mark (Excel shows the Chinese names) and one workbook; the quarantine is never exported."""
+    import zipfile
+
+    from assets.transforms.publish import REVISION_SCHEMA
+
+    write_parquet_atomic(pl.DataFrame(schema=REVISION_SCHEMA), small_release / "revisions.parquet")
+    (small_release / "quarantine.parquet").write_bytes(b"never read")
+    done = run_cli(["export", "--out", small_release], quiet_warnings=True)
+    assert done.returncode == 0, done.stderr
+    folder = small_release / "export"
+    assert sorted(p.name for p in folder.iterdir()) == ["derived.csv", "indices.csv", "revisions.csv"]
+    raw = (folder / "indices.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    assert pl.read_csv(folder / "indices.csv").height == pl.read_parquet(small_release / "indices.parquet").height
+    done = run_cli(["export", "--out", small_release, "--format", "xlsx", "--to", small_release / "x"],
+                   quiet_warnings=True)
+    assert done.returncode == 0, done.stderr
+    with zipfile.ZipFile(small_release / "x" / "release.xlsx") as book:
+        workbook = book.read("xl/workbook.xml").decode()
+    assert all(f'name="{name}"' in workbook for name in ("indices", "derived", "revisions"))
+    assert run_cli(["export", "--out", small_release, "--format", "pdf"], quiet_warnings=True).returncode == 2
