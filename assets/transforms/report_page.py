@@ -130,11 +130,13 @@ def province_table(indices: pl.DataFrame, derived: pl.DataFrame, metric: str) ->
     body = []
     for r in table.iter_rows(named=True):
         hidden = r["status"] != "ok"
-        cells = [("" if r["rank"] is None else f"{int(r['rank'])}"), html.escape(r["geo_name_short"]),
+        unused = not hidden and r["value"] == 0  # no usage: listed, but not ranked among the others
+        cells = [("" if r["rank"] is None or unused else f"{int(r['rank'])}"), html.escape(r["geo_name_short"]),
                  "已抑制" if hidden else f"{r['value']:.2f}",
                  "" if r["share"] is None else f"{r['share'] * 100:.1f}%",
                  "" if r["gq"] is None else f"{r['gq'] * 100:+.1f}%", _change(r["qoq"]), _change(r["vpy"])]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        body.append(f'<tr class="{"unused" if unused else "ranked"}">' + "".join(f"<td>{c}</td>" for c in cells)
+                    + "</tr>")
     return f"<div><h3>{charts.METRIC_ZH[metric]} · 各省 {quarter}</h3><table>{head}{''.join(body)}</table></div>"
 
 
@@ -163,7 +165,7 @@ def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: st
     body = []
     for rank, code, name, value in top.select("value", "geo_code", "geo_name_short", "index").iter_rows():
         best = [f"{html.escape(names.get(i, i))} {v:.1f}" for i, v in found.get(code, [])]
-        body.append(f"<tr><td>{int(rank)}</td><td>{html.escape(name)}</td><td>{value:.2f}</td>"
+        body.append(f'<tr class="ranked"><td>{int(rank)}</td><td>{html.escape(name)}</td><td>{value:.2f}</td>'
                     + "".join(f"<td>{c}</td>" for c in best + [""] * (5 - len(best))) + "</tr>")
     if not body:
         return f"<div><h3>{charts.METRIC_ZH[metric]} · {period}</h3><p>无数据</p></div>"
@@ -173,8 +175,9 @@ def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: st
 def methods(indices: pl.DataFrame, manifest: dict) -> str:
     """The method, definitions and provenance in a few lines (docs/METHOD.md has the whole of it)."""
     base = indices["base_period"].drop_nulls()
-    origin = manifest.get("provenance", {})
-    synthetic = "<b>合成数据（非真实用量）。</b>" if origin.get("synthetic") else ""
+    synthetic = manifest.get("provenance", {}).get("synthetic")
+    origin = ("<b>合成数据</b>：由 yunzhi 生成、按腾讯研究院 2021 年云上智能白皮书公布的数字校准的计费记录，并非真实用量"
+              if synthetic else "本发布 manifest.json 所列的原始计费文件（含路径与 SHA-256）")
     items = [
         f"指数 = 100 × 实体消费额 / 基期（{html.escape(base[0] if base.len() else '')}）全国全行业消费额，按指标分别计算；"
         "年度指数为该年四个季度之和（仅完整年度）。省、市（含“未分配到城市”）与城市等级各自加总等于全国，行业加总等于全行业；"
@@ -183,7 +186,7 @@ def methods(indices: pl.DataFrame, manifest: dict) -> str:
         "并列取最优名次。份额 = 实体 / 全国；城市群前 N 份额可能超过 100%（城市群重叠）。",
         "隐私：账户数过少或单一账户占比过高的单元被抑制（值为空），并做补充抑制，使任何已公开的加总关系都不能推出被抑制单元；"
         "由被抑制单元派生的指标同样被抑制。",
-        f"数据来源：{synthetic}{html.escape(origin.get('description', '本发布 manifest.json 所列的原始文件'))}。",
+        f"数据来源：{origin}。",
         f"版本 {html.escape(str(manifest.get('code_version', '')))} · 发布于 {html.escape(str(manifest.get('created_at', '')))}"
         " · 数据字典见 datapackage.json 与 README.md。",
     ]
@@ -224,21 +227,21 @@ def page(indices: pl.DataFrame, derived: pl.DataFrame, rendered: dict[str, tuple
     base = indices["base_period"].drop_nulls()
     metrics = [m for m in ("ai", "cloud") if m in set(indices["metric"])]
     names, _ = industry_names()
-    sections = [
-        ("方法与定义", methods(indices, manifest)),
-        ("全国指数走势", img("national_trend.png")),
-        ("分省地图", '<div class="grid">' + "".join(img(n) for n in group("map_")) + "</div>"),
-        (f"省份与城市前十 · {quarter}（规模与较基期增速）", "".join(img(n) for n in group("top10_"))),
-        ("各省排名表（最新季度）", '<div class="tables">' + "".join(province_table(indices, derived, m)
-                                                            for m in metrics) + "</div>"),
-        ("行业：指数、均值线与倍数", "".join(img(n) for n in group("industries_"))),
-        ("各级城市的行业结构", img("tier_industry_shares.png")),
-        ("城市群比较", "".join(img(n) for n in group("clusters_"))),
-        ("前十城市的前五大行业", '<div class="tables">' + "".join(top_city_industries(indices, derived, m, names)
-                                                           for m in metrics) + "</div>"),
-        ("发布记录", release_notes(manifest)),
+    sections = [  # (id, heading, content): the ids are the page's stable anchors
+        ("methods", "方法与定义", methods(indices, manifest)),
+        ("trend", "全国指数走势", img("national_trend.png")),
+        ("maps", "分省地图", '<div class="grid">' + "".join(img(n) for n in group("map_")) + "</div>"),
+        ("top10", f"省份与城市前十 · {quarter}（规模与较基期增速）", "".join(img(n) for n in group("top10_"))),
+        ("provinces", "各省排名表（最新季度）", '<div class="tables">' + "".join(
+            province_table(indices, derived, m) for m in metrics) + "</div>"),
+        ("industries", "行业：指数、均值线与倍数", "".join(img(n) for n in group("industries_"))),
+        ("tiers", "各级城市的行业结构", img("tier_industry_shares.png")),
+        ("clusters", "城市群比较", "".join(img(n) for n in group("clusters_"))),
+        ("top-cities", "前十城市的前五大行业", '<div class="tables">' + "".join(
+            top_city_industries(indices, derived, m, names) for m in metrics) + "</div>"),
+        ("notes", "发布记录", release_notes(manifest)),
     ]
-    body = "".join(f"<h2>{t}</h2>{c}" for t, c in sections if c)
+    body = "".join(f'<section id="{key}"><h2>{t}</h2>{c}</section>' for key, t, c in sections if c)
     return (f'<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8"><title>云智指数季度报告 {quarter}</title>'
             f"<style>{STYLE}</style></head><body><h1>云智指数季度报告 · {quarter}</h1>"
             f"<p>用云量（云计算指数）与赋智量（AI 指数），基期 {base[0] if base.len() else ''} = 100；"
