@@ -3,6 +3,7 @@ the generated good rows are aggregated here with a few lines of polars and compa
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 
@@ -151,7 +152,8 @@ def test_determinism(raw_dir, tmp_path):
 
 def test_layout_rowcount_schema(raw_dir, raw):
     d, s = raw_dir
-    assert sorted(p.name for p in d.iterdir()) == [f"quarter={q}" for q in QUARTERS]
+    assert sorted(p.name for p in d.iterdir()) == ["_dataset.json", *(f"quarter={q}" for q in QUARTERS)]
+    assert json.loads((d / "_dataset.json").read_text())["synthetic"] is True
     assert all(f.startswith("quarter=") and f.endswith(".parquet") for f in s["files"])
     assert raw.height == ROWS == s["rows"] == s["good_rows"] + s["bad_rows"]
     assert s["bad_rows"] == 10 * len(BAD_KINDS)
@@ -247,8 +249,8 @@ def test_bad_rows_every_reason(raw, seeds):
 
 
 def test_small_rows_no_bad_and_too_small(tmp_path):
-    s = write_demo_raw(tmp_path / "small", rows=30_000, seed=7)
-    assert s["rows"] == 30_000
+    s = write_demo_raw(tmp_path / "small", rows=40_000, seed=7)
+    assert s["rows"] == 40_000
     with pytest.raises(ValueError):
         write_demo_raw(tmp_path / "tiny", rows=1_000)
 

@@ -56,8 +56,8 @@ BAD_KINDS = (
 )
 ROW_WEIGHT_EXP = 0.6          # rows per slot ~ value ** 0.6
 ACCOUNT_WEIGHT_EXP = 0.6      # accounts per (cell, industry) ~ size ** 0.6
-MIN_SLOT_ROWS = 8             # rows per non-empty cell x quarter, when the row budget allows
-MIN_COMBO_ACCOUNTS = 8        # accounts per (cell, industry): >= 5 active in every quarter of its window
+MIN_SLOT_ROWS = 12            # rows per non-empty cell x quarter, when the row budget allows
+MIN_COMBO_ACCOUNTS = 10       # accounts per (cell, industry): >= 5 active in every quarter of its window
 PARETO_ALPHA = 1.3            # account size tail
 ACCOUNT_SIZE_CAP = 12.0       # cap of an account's size relative to the smallest (keeps any account < 85 % of a cell)
 
