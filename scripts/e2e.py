@@ -481,7 +481,9 @@ def run(out: Path, keep: bool = False) -> dict:
 
 def _story(result: dict, raw: Path, late: Path, release: Path, out: Path, binary: str, lap, t: float) -> None:
     with browser_page(binary) as page:  # opened first: it idles while the CLI works
-        result["first_cli"] = cli("run", "--raw", str(raw), "--out", str(release), "--base", BASE, "--tiers", "six")
+        # the CLI's runs skip the report (4-6 s each); the run launched from the UI draws it
+        result["first_cli"] = cli("run", "--raw", str(raw), "--out", str(release), "--base", BASE, "--tiers", "six",
+                                  "--no-report")
         first, _ = read_release(release)
         t = lap("cli_first_release", t)
 
@@ -504,7 +506,7 @@ def _story(result: dict, raw: Path, late: Path, release: Path, out: Path, binary
 
             page.goto("about:blank")  # no live polling of the UI while the CLI works
             before = set(run_ids(base))
-            result["late_cli"] = cli("run", "--raw", str(late), "--out", str(release))
+            result["late_cli"] = cli("run", "--raw", str(late), "--out", str(release), "--no-report")
             t = lap("cli_late_file", t)
             result["late_runs"] = [run_detail(base, r) for r in run_ids(base) if r not in before]
             page.goto(f"{base}/runs")  # the CLI's runs, in the UI's run list

@@ -151,3 +151,10 @@ def test_the_release_documents_itself(release):
     status = next(f for f in resources["derived"]["schema"]["fields"] if f["name"] == "status")
     assert status["constraints"]["enum"] == ["ok", "suppressed", "new"] and "zero reference" in status["description"]
     assert "both province and city level" in package["description"]
+
+
+def test_the_base_quarters_national_value_is_exactly_100(release):
+    indices = pl.read_parquet(release / "indices.parquet")
+    base = indices.filter((pl.col("geo_level") == "national") & (pl.col("industry") == "all")
+                          & (pl.col("period") == pl.col("base_period")))
+    assert base.height == 2 and base["value"].to_list() == [100.0, 100.0]

@@ -175,7 +175,9 @@ def seeds():
 def quarantine_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("quarantine")
     data = build(root / "raw")
-    procs = run_cli_many([["run", "--raw", data["bad_dir"], "--out", root / "out_bad", "--no-report"],
+    # a file made of bad rows on purpose: allowed past the quarantine threshold, to see every row quarantined
+    procs = run_cli_many([["run", "--raw", data["bad_dir"], "--out", root / "out_bad", "--no-report",
+                           "--max-quarantine-share", "100"],
                           ["run", "--raw", data["clean_dir"], "--out", root / "out_clean"]])
     for name, proc in zip(("with bad rows", "clean"), procs):
         assert proc.returncode == 0, f"{name}: exit {proc.returncode}\n{proc.stderr[-3000:]}"
