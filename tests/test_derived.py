@@ -154,11 +154,12 @@ def reference(table: pl.DataFrame) -> dict:
                     a, b = ranks[p, level, c, ind], ranks[rp, level, c, ind]
                     ok = a is not None and b is not None
                     put(p, level, c, ind, "rank_change", cmp, b - a if ok else None, "ok" if ok else "suppressed")
-        if periods[p] == "quarter" and p != "2019Q1":
-            grown = {c: out["ai", p, level, c, ind, "growth", "since_base"] for c in entities}
+        for comparison in ("since_base", "yoy"):  # growth ranks: each comparison its own ranking
+            grown = {c: out["ai", p, level, c, ind, "growth", comparison] for c in entities
+                     if ("ai", p, level, c, ind, "growth", comparison) in out}
             granks = rank_of({c: v for c, (v, s) in grown.items() if s == "ok"})
             for c, (v, s) in grown.items():
-                put(p, level, c, ind, "growth_rank", "since_base", granks.get(c), s)
+                put(p, level, c, ind, "growth_rank", comparison, granks.get(c), s)
         national = cell[p, "national", "CN", ind]
         level_rows = [r for (pp, lv, c, i), r in cell.items() if (pp, lv, i) == (p, level, ind)]
         ok_values = sorted((r["value"] for r in entities.values() if r["status"] == "ok"), reverse=True)
@@ -173,7 +174,12 @@ def reference(table: pl.DataFrame) -> dict:
     return out
 
 
+ANALYTICS = ("contribution_geo", "contribution_industry", "per_million_residents", "usage_ratio", "hhi", "gini",
+             "theil", "theil_between", "theil_within")  # checked by test_analytics.py
+
+
 def as_dict(derived: pl.DataFrame) -> dict:
+    derived = derived.filter(~pl.col("measure").is_in(ANALYTICS))
     return {(r["metric"], r["period"], r["geo_level"], r["geo_code"], r["industry"], r["measure"], r["comparison"]):
             (r["value"], r["status"]) for r in derived.iter_rows(named=True)}
 
