@@ -23,13 +23,19 @@ MEMBERS = pl.DataFrame({"cluster_code": ["prd", "prd", "cy", "big", "big", "big"
                         "city_code": ["440100", "440300", "510100", "110000", "310000", "440100"]})
 
 
-def make_table(seed: int = 7, zeros: float = 0.15) -> pl.DataFrame:
-    """A consistent index table: cities x industries drawn at random (some zeros, some ties), every level summed
-    from them, years summed from quarters."""
+def make_table(seed: int = 7, zeros: float = 0.15, floats: bool = False) -> pl.DataFrame:
+    """A consistent index table: cities x industries drawn at random (some zeros, some ties; or, with `floats`,
+    values of any magnitude whose sums depend on their order), every level summed from them, years summed from
+    quarters."""
     rng = random.Random(seed)
     city = {}
     for q, c, i in itertools.product(QUARTERS, CITIES, INDUSTRIES):
-        city[q, c, i] = 0.0 if rng.random() < zeros else float(rng.choice([1, 2, 2, 3, 5, 8, 13, 21]))
+        if rng.random() < zeros:
+            city[q, c, i] = 0.0
+        elif floats:
+            city[q, c, i] = rng.random() * 10.0 ** rng.randint(-3, 3)
+        else:
+            city[q, c, i] = float(rng.choice([1, 2, 2, 3, 5, 8, 13, 21]))
     rows = []
 
     def add(period, ptype, level, code, name, industry, value):
