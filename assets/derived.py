@@ -1,10 +1,13 @@
-"""Derived: growth, ranks, rank changes, shares, industry multiples and cluster means of the disclosed indices."""
+"""Derived: growth, ranks, shares, multiples, cluster means, contributions, per-capita measures, concentration and
+shift-share of the disclosed indices."""
 import dagster as dg
 import polars as pl
 
 from assets.support.checks import check_results, specs
 from assets.support.settings import Settings
+from assets.transforms.analytics import contributions_off, theil_off
 from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures, sudden_national_moves
+from assets.transforms.shift_share import effects_off, shift_share_table
 from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
 from expectations.suites import DERIVED
@@ -14,6 +17,10 @@ DERIVED_VALUES_VALID = "derived_values_are_valid"
 SUPPRESSED_STAY_HIDDEN = "measures_of_suppressed_cells_are_suppressed"
 DERIVED_SUITE = "derived_measures_meet_expectations"
 NATIONAL_STEADY = "national_series_moves_within_the_set_factor"
+CONTRIBUTIONS_ADD_UP = "contributions_add_up_to_growth"
+THEIL_ADDS_UP = "theil_between_plus_within_is_theil"
+EFFECTS_ADD_UP = "effects_add_up_to_the_change"
+SHIFT_SHARE_HIDDEN = "shift_share_of_suppressed_cells_is_suppressed"
 CHECKS = {
     DERIVED_SUITE: ("Great Expectations: keys present, measure, comparison, status and level from their lists", True),
     DERIVED_KEYS_UNIQUE: ("One row per metric x period x entity x industry x measure x comparison", True),
@@ -23,6 +30,10 @@ CHECKS = {
     NATIONAL_STEADY: ("A warning: no national series moves by more than national_change_factor (default 3) from one "
                       "quarter to the next, which would more likely be a missing or doubled feed than the economy",
                       False),
+    CONTRIBUTIONS_ADD_UP: ("Each level's contribution_geo (provinces, cities with <province>U, tiers with "
+                           "unallocated) adds up to the national growth x 100, and each entity's "
+                           "contribution_industry to its all-industry growth x 100 (to 1e-9)", True),
+    THEIL_ADDS_UP: ("theil_between + theil_within = theil for each grouping (to 1e-9)", True),
 }
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "comparison"]
 
@@ -32,7 +43,9 @@ KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry", "
 def derived_measures(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
     """Per metric x period x entity x industry x measure x comparison: one derived value (ratio, rank or index)."""
     disclosed = disclosed_indices.collect()
-    table = derive_measures(disclosed, settings.reference().clusters)
+    reference, values = settings.reference(), settings.release.settings
+    table = derive_measures(disclosed, reference.clusters, reference.city_tier(), reference.entity_population(),
+                            values.growth_rank_min_reference)
     suite = submit_suite(DERIVED_SUITE, DERIVED, table)  # GX works while Dagster stores the measures
     yield dg.Output(table, metadata={"measures": ", ".join(sorted(set(table["measure"]))),
                                      "new_cells": table.filter(pl.col("status") == "new").height})
@@ -62,4 +75,31 @@ def check_derived(table: pl.DataFrame, disclosed: pl.DataFrame) -> list:
     return [predicate(DERIVED_KEYS_UNIQUE, duplicates == 0, duplicate_rows=duplicates),
             predicate(DERIVED_VALUES_VALID, bad.height + shares.height + ranks.height == 0, invalid_rows=bad.height,
                       shares_out_of_range=shares.height, ranks_below_one=ranks.height, columns=len(DERIVED_COLUMNS)),
-            predicate(SUPPRESSED_STAY_HIDDEN, leaked == 0, published_from_suppressed=leaked)]
+            predicate(SUPPRESSED_STAY_HIDDEN, leaked == 0, published_from_suppressed=leaked),
+            predicate(CONTRIBUTIONS_ADD_UP, (off := contributions_off(table)).height == 0, groups_off=off.height,
+                      first=", ".join(f"{r[0]} {r[1]} {r[2]}" for r in off.head(3).iter_rows()) or "none"),
+            predicate(THEIL_ADDS_UP, (gap := theil_off(table)).height == 0, groups_off=gap.height)]
+
+
+SHIFT_SHARE_CHECKS = {
+    EFFECTS_ADD_UP: ("National, industry-mix and competitive effects add up to the change (to 1e-9)", True),
+    SHIFT_SHARE_HIDDEN: ("No shift-share row of a suppressed province or city is published", True),
+}
+
+
+@dg.asset(kinds={"polars", "parquet"}, code_version="1", metadata={"preview": True},
+          check_specs=specs("shift_share", SHIFT_SHARE_CHECKS))
+def shift_share(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
+    """Per metric x period x province or city: the change in index points against a year earlier, split into
+    national, industry-mix and competitive effects."""
+    disclosed = disclosed_indices.collect()
+    table = shift_share_table(disclosed)
+    yield dg.Output(table, metadata={"rows_ok": table.filter(pl.col("status") == "ok").height})
+    hidden = disclosed.filter((pl.col("status") == "suppressed") & (pl.col("industry") == "all")).select(
+        "metric", "period", "period_type", "geo_level", "geo_code")
+    leaked = table.filter(pl.col("status") == "ok").join(hidden, on=hidden.columns, how="semi").height
+    off = effects_off(table)
+    yield from check_results(context, settings.state, "derived", "shift_share",
+                             {None: [predicate(EFFECTS_ADD_UP, off.height == 0, rows_off=off.height),
+                                     predicate(SHIFT_SHARE_HIDDEN, leaked == 0, published_from_suppressed=leaked)]},
+                             {None: table.height})

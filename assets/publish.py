@@ -26,10 +26,10 @@ from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
 from expectations.suites import PUBLISHED_INDICES
 
-PUBLISHED_FILES = ("indices.parquet", "derived.parquet", "quarantine.parquet", "revisions.parquet", "quality.json",
+PUBLISHED_FILES = ("indices.parquet", "derived.parquet", "shift_share.parquet", "quarantine.parquet", "revisions.parquet", "quality.json",
                    "manifest.json", "datapackage.json", "README.md")
 # computed whole in every run that publishes: their stored outputs must be this run's
-WHOLE_STAGES = ("base_totals", "annual_indices", "disclosed_indices", "derived_measures")
+WHOLE_STAGES = ("base_totals", "annual_indices", "disclosed_indices", "derived_measures", "shift_share")
 
 PUBLISHED_SUITE = "published_indices_meet_expectations"
 ROWS_RECONCILE = "all_rows_in_equal_rows_used_plus_quarantined"
@@ -47,8 +47,9 @@ STAGED_CHECKS = {
           check_specs=specs("staged_release", STAGED_CHECKS))
 def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_inventory: pl.LazyFrame,
                    disclosed_indices: pl.LazyFrame, undated_rows: pl.LazyFrame, quarantined_rows: dict,
-                   account_usage: dict, derived_measures: pl.LazyFrame):
-    """The release as this run will publish it (indices, derived measures, quarantine, revisions, manifest), staged
+                   account_usage: dict, derived_measures: pl.LazyFrame, shift_share: pl.LazyFrame):
+    """The release as this run will publish it (indices, derived measures, shift-share, quarantine, revisions,
+    manifest), staged
     in DIR/state/staging/<run id>/ until every check has passed."""
     release, run_id, out = settings.release, context.run.run_id, settings.directory
     staging = staging_dir(settings.state, run_id)
@@ -87,7 +88,8 @@ def staged_release(context: dg.AssetExecutionContext, settings: Settings, raw_in
     notes = [*published.get("release_notes", []), {"run_id": run_id, "published_at": now, **release_note(
         summary, published.get("quarter_inputs", {}), expected, release.rebases)}]
     published_settings = release.published_settings(base)
-    tables = {"indices": indices, "derived": derived_measures.collect(), "quarantine": quarantine,
+    tables = {"indices": indices, "derived": derived_measures.collect(), "shift_share": shift_share.collect(),
+              "quarantine": quarantine,
               "revisions": pl.concat([pl.read_parquet(logged), revised]) if logged.exists() else revised}
     for name, table in tables.items():  # each column described in the file itself
         write_parquet_atomic(table, staging / f"{name}.parquet", descriptions=describe(name, table.columns))

@@ -97,8 +97,10 @@ PUBLISHED_INDICES = INDICES + (
 DERIVED = (
     *_not_null("metric", "period", "period_type", "geo_level", "geo_code", "industry", "measure", "status"),
     _in_set("measure", ["growth", "rank", "rank_change", "growth_rank", "share_of_national", "top3_share",
-                        "top5_share", "top10_share", "industry_multiple", "share_within_geo", "cluster_mean"]),
-    _in_set("comparison", ["qoq", "yoy", "since_base", "vs_prev_year"]),
+                        "top5_share", "top10_share", "industry_multiple", "share_within_geo", "cluster_mean",
+                        "contribution_geo", "contribution_industry", "per_million_residents", "usage_ratio", "hhi",
+                        "gini", "theil", "theil_between", "theil_within"]),
+    _in_set("comparison", ["qoq", "yoy", "since_base", "vs_prev_year", "by_province", "by_tier"]),
     _in_set("status", ["ok", "new", "suppressed"]),
     _in_set("geo_level", LEVELS),
 )

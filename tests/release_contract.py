@@ -400,9 +400,90 @@ def check_derived(x: pl.DataFrame, indices: pl.DataFrame | None) -> list[str]:
     extra = [c for c in x.columns if c not in DERIVED_COLUMNS]
     if missing or extra:
         return [f"derived.parquet: columns should be {DERIVED_COLUMNS}; missing {missing}, extra {extra}"]
-    problems = _labels_ok(x, "derived.parquet") + _derived_vocabulary(x) + _derived_values(x)
+    problems = _labels_ok(x, "derived.parquet") + _derived_vocabulary(x) + _derived_values(x) + _derived_identities(x)
     if indices is not None and all(c in indices.columns for c in KEY + ["status"]):
         problems += _derived_disclosure(x, indices)
+    return problems
+
+
+def _derived_identities(x: pl.DataFrame) -> list[str]:
+    """Concentration rows sit on CN of the level they run across; theil_between + theil_within = theil."""
+    problems = []
+    conc = x.filter(pl.col("measure").is_in(["hhi", "gini", "theil", "theil_between", "theil_within"]))
+    misplaced = conc.filter((pl.col("geo_code") != NATIONAL) | ~pl.col("geo_level").is_in(["province", "city"]))
+    if misplaced.height:
+        problems.append(f"derived.parquet: {misplaced.height} concentration rows not on CN of province or city, "
+                        f"e.g. {_rows(misplaced, KEY + ['measure'])}")
+    keys = ["metric", "period", "period_type", "geo_level", "industry"]
+    theil = conc.filter((pl.col("measure") == "theil") & (pl.col("status") == "ok")).select(
+        *keys, pl.col("value").alias("theil"))
+    parts = (conc.filter(pl.col("measure").is_in(list(GROUPED_MEASURES)) & (pl.col("status") == "ok"))
+             .group_by(*keys, "comparison").agg(pl.col("value").sum().alias("parts"), pl.len().alias("n"))
+             .filter(pl.col("n") == 2).join(theil, on=keys).filter(~_close(pl.col("parts"), pl.col("theil"))))
+    if parts.height:
+        problems.append(f"derived.parquet: theil_between + theil_within != theil in {parts.height} groups, "
+                        f"e.g. {_rows(parts, keys + ['comparison'])}")
+    return problems
+
+
+# --- shift_share.parquet -------------------------------------------------------------------------------------------
+
+SHIFT_SHARE_COLUMNS = ["metric", "period", "period_type", "reference_period", "geo_level", "geo_code", "geo_name",
+                       "change", "national_effect", "industry_mix_effect", "competitive_effect", "status"]
+EFFECTS = ["change", "national_effect", "industry_mix_effect", "competitive_effect"]
+
+
+def check_shift_share(s: pl.DataFrame, indices: pl.DataFrame | None) -> list[str]:
+    """Columns and types; province and city rows; the reference a year earlier; ok rows with values that add up
+    (national + mix + competitive = change, and change = the published change of the entity's cell); suppressed
+    rows empty, and every entity whose cell is suppressed in either period suppressed."""
+    missing = [c for c in SHIFT_SHARE_COLUMNS if c not in s.columns]
+    if missing:
+        return [f"shift_share.parquet: missing columns {missing}"]
+    problems = _unexpected(s, "status", DERIVED_STATUSES, "shift_share.parquet")
+    problems += _unexpected(s, "geo_level", {"province", "city"}, "shift_share.parquet")
+    not_float = [c for c in EFFECTS if s.schema[c] != pl.Float64]
+    if not_float:
+        problems.append(f"shift_share.parquet: {not_float} are not float64")
+    key = ["metric", "period", "period_type", "geo_level", "geo_code"]
+    dup = s.group_by(key).len().filter(pl.col("len") > 1)
+    if dup.height:
+        problems.append(f"shift_share.parquet: {dup.height} rows repeat a key, e.g. {_rows(dup, key)}")
+    earlier = pl.when(pl.col("period_type") == "quarter").then(
+        (pl.col("period").str.slice(0, 4).cast(pl.Int64) - 1).cast(pl.String) + pl.col("period").str.slice(4)
+    ).otherwise((pl.col("period").cast(pl.Int64, strict=False) - 1).cast(pl.String))
+    wrong_ref = s.filter(pl.col("reference_period") != earlier)
+    if wrong_ref.height:
+        problems.append(f"shift_share.parquet: {wrong_ref.height} reference periods not a year earlier, "
+                        f"e.g. {_rows(wrong_ref, key + ['reference_period'])}")
+    ok = s.filter(pl.col("status") == "ok")
+    empty = ok.filter(pl.any_horizontal([pl.col(c).is_null() for c in EFFECTS]))
+    full = s.filter((pl.col("status") != "ok") & pl.any_horizontal([pl.col(c).is_not_null() for c in EFFECTS]))
+    for frame, text in ((empty, "ok rows without a value"), (full, "rows not ok with a value")):
+        if frame.height:
+            problems.append(f"shift_share.parquet: {frame.height} {text}, e.g. {_rows(frame, key)}")
+    off = ok.filter(~_close(pl.col("national_effect") + pl.col("industry_mix_effect") + pl.col("competitive_effect"),
+                            pl.col("change")))
+    if off.height:
+        problems.append(f"shift_share.parquet: {off.height} rows whose effects do not add up to the change, "
+                        f"e.g. {_rows(off, key)}")
+    if indices is not None and all(c in indices.columns for c in KEY + ["status", "value"]):
+        whole = indices.filter(pl.col("industry") == ALL).select("metric", "period", "period_type", "geo_level",
+                                                                 "geo_code", "value", "status")
+        joined = (s.join(whole.rename({"value": "now", "status": "now_status"}), on=key, how="left")
+                  .join(whole.rename({"period": "reference_period", "value": "then", "status": "then_status"}),
+                        on=["metric", "reference_period", "period_type", "geo_level", "geo_code"], how="left"))
+        leaked = joined.filter((pl.col("status") == "ok") & ((pl.col("now_status") != "ok")
+                                                             | (pl.col("then_status") != "ok")))
+        if leaked.height:
+            problems.append(f"shift_share.parquet: {leaked.height} rows published from a suppressed cell, "
+                            f"e.g. {_rows(leaked, key)}")
+        wrong = joined.filter((pl.col("status") == "ok") & (pl.col("now_status") == "ok")
+                              & (pl.col("then_status") == "ok")
+                              & ~_close(pl.col("change"), pl.col("now") - pl.col("then")))
+        if wrong.height:
+            problems.append(f"shift_share.parquet: {wrong.height} changes differ from the indices' change, "
+                            f"e.g. {_rows(wrong, key)}")
     return problems
 
 
@@ -501,6 +582,9 @@ def check_release(release_dir: str | Path, seeds_dir: str | Path, require_report
     derived = _read_parquet(release / "derived.parquet", problems)
     if derived is not None:
         problems += check_derived(derived, indices)
+    shift_share = _read_parquet(release / "shift_share.parquet", problems)
+    if shift_share is not None:
+        problems += check_shift_share(shift_share, indices)
     quarantine = _read_parquet(release / "quarantine.parquet", problems)
     if quarantine is not None:
         problems += check_quarantine(quarantine)

@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]
 CELL = ["value", "accounts", "status"]
 ASSETS = [key for assets_def in ALL_ASSETS for key in assets_def.keys]
-PUBLISHED = ("indices.parquet", "derived.parquet", "quarantine.parquet", "revisions.parquet", "quality.json",
-             "manifest.json")
+PUBLISHED = ("indices.parquet", "derived.parquet", "shift_share.parquet", "quarantine.parquet", "revisions.parquet",
+             "quality.json", "manifest.json")
 
 
 @pytest.fixture(scope="module")

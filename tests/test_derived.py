@@ -23,13 +23,19 @@ MEMBERS = pl.DataFrame({"cluster_code": ["prd", "prd", "cy", "big", "big", "big"
                         "city_code": ["440100", "440300", "510100", "110000", "310000", "440100"]})
 
 
-def make_table(seed: int = 7, zeros: float = 0.15) -> pl.DataFrame:
-    """A consistent index table: cities x industries drawn at random (some zeros, some ties), every level summed
-    from them, years summed from quarters."""
+def make_table(seed: int = 7, zeros: float = 0.15, floats: bool = False) -> pl.DataFrame:
+    """A consistent index table: cities x industries drawn at random (some zeros, some ties; or, with `floats`,
+    values of any magnitude whose sums depend on their order), every level summed from them, years summed from
+    quarters."""
     rng = random.Random(seed)
     city = {}
     for q, c, i in itertools.product(QUARTERS, CITIES, INDUSTRIES):
-        city[q, c, i] = 0.0 if rng.random() < zeros else float(rng.choice([1, 2, 2, 3, 5, 8, 13, 21]))
+        if rng.random() < zeros:
+            city[q, c, i] = 0.0
+        elif floats:
+            city[q, c, i] = rng.random() * 10.0 ** rng.randint(-3, 3)
+        else:
+            city[q, c, i] = float(rng.choice([1, 2, 2, 3, 5, 8, 13, 21]))
     rows = []
 
     def add(period, ptype, level, code, name, industry, value):
@@ -154,11 +160,12 @@ def reference(table: pl.DataFrame) -> dict:
                     a, b = ranks[p, level, c, ind], ranks[rp, level, c, ind]
                     ok = a is not None and b is not None
                     put(p, level, c, ind, "rank_change", cmp, b - a if ok else None, "ok" if ok else "suppressed")
-        if periods[p] == "quarter" and p != "2019Q1":
-            grown = {c: out["ai", p, level, c, ind, "growth", "since_base"] for c in entities}
+        for comparison in ("since_base", "yoy"):  # growth ranks: each comparison its own ranking
+            grown = {c: out["ai", p, level, c, ind, "growth", comparison] for c in entities
+                     if ("ai", p, level, c, ind, "growth", comparison) in out}
             granks = rank_of({c: v for c, (v, s) in grown.items() if s == "ok"})
             for c, (v, s) in grown.items():
-                put(p, level, c, ind, "growth_rank", "since_base", granks.get(c), s)
+                put(p, level, c, ind, "growth_rank", comparison, granks.get(c), s)
         national = cell[p, "national", "CN", ind]
         level_rows = [r for (pp, lv, c, i), r in cell.items() if (pp, lv, i) == (p, level, ind)]
         ok_values = sorted((r["value"] for r in entities.values() if r["status"] == "ok"), reverse=True)
@@ -173,7 +180,12 @@ def reference(table: pl.DataFrame) -> dict:
     return out
 
 
+ANALYTICS = ("contribution_geo", "contribution_industry", "per_million_residents", "usage_ratio", "hhi", "gini",
+             "theil", "theil_between", "theil_within")  # checked by test_analytics.py
+
+
 def as_dict(derived: pl.DataFrame) -> dict:
+    derived = derived.filter(~pl.col("measure").is_in(ANALYTICS))
     return {(r["metric"], r["period"], r["geo_level"], r["geo_code"], r["industry"], r["measure"], r["comparison"]):
             (r["value"], r["status"]) for r in derived.iter_rows(named=True)}
 

@@ -98,7 +98,7 @@ def test_the_release_instance_is_one_a_stock_dagster_opens(release, tmp_path):
 def test_rerun_is_byte_identical(fixture_raw, release, tmp_path):
     again = tmp_path / "again"
     assert main(["run", "--raw", str(fixture_raw), "--out", str(again), "--no-report"]) == 0
-    for name in ("indices.parquet", "derived.parquet"):
+    for name in ("indices.parquet", "derived.parquet", "shift_share.parquet"):
         assert (again / name).read_bytes() == (release / name).read_bytes(), name
     assert (release / "report" / "index.html").exists() and not (again / "report").exists()
 
@@ -139,7 +139,7 @@ def test_the_release_documents_itself(release):
 
     package = json.loads((release / "datapackage.json").read_text())
     resources = {r["name"]: r for r in package["resources"]}
-    assert set(resources) == {"indices", "derived", "quarantine", "revisions"}
+    assert set(resources) == {"indices", "derived", "shift_share", "quarantine", "revisions"}
     readme = (release / "README.md").read_text()
     for name, resource in resources.items():
         schema = pq.read_schema(release / resource["path"])
@@ -150,6 +150,12 @@ def test_the_release_documents_itself(release):
             assert f"`{field.name}`" in readme
     status = next(f for f in resources["derived"]["schema"]["fields"] if f["name"] == "status")
     assert status["constraints"]["enum"] == ["ok", "suppressed", "new"] and "zero reference" in status["description"]
+    measure = next(f for f in resources["derived"]["schema"]["fields"] if f["name"] == "measure")
+    for name in ("contribution_geo", "contribution_industry", "per_million_residents", "usage_ratio", "hhi", "gini",
+                 "theil", "theil_between", "theil_within"):
+        assert name in measure["constraints"]["enum"] and f"{name}:" in measure["description"]
+    effects = {f["name"] for f in resources["shift_share"]["schema"]["fields"]}
+    assert {"national_effect", "industry_mix_effect", "competitive_effect", "change"} <= effects
     assert "both province and city level" in package["description"]
 
 

@@ -14,6 +14,8 @@ from assets.transforms.derived import derive_measures
 from assets.transforms.files import write_parquet_atomic
 from conftest import run_cli
 from assets.transforms.report_page import write_report
+from assets.transforms.shift_share import shift_share_table
+from test_analytics import derive
 from test_derived import MEMBERS, make_table
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -24,7 +26,8 @@ def small_release(tmp_path) -> Path:
     """A release folder holding only a hand-made indices.parquet and its derived.parquet."""
     table = make_table(21).with_columns(pl.col("industry").replace({"x": "finance", "y": "ecommerce", "z": "other"}))
     write_parquet_atomic(table, tmp_path / "indices.parquet")
-    write_parquet_atomic(derive_measures(table, MEMBERS), tmp_path / "derived.parquet")
+    write_parquet_atomic(derive(table), tmp_path / "derived.parquet")
+    write_parquet_atomic(shift_share_table(table), tmp_path / "shift_share.parquet")
     return tmp_path
 
 
@@ -33,7 +36,8 @@ def test_report_is_self_contained_and_has_every_chart(small_release):
     folder = small_release / "report"
     page = (folder / "index.html").read_text(encoding="utf-8")
     expected = {"national_trend.png", "map_ai_2021Q1.png", "map_ai_2020.png", "top10_province_ai.png",
-                "top10_city_ai.png", "industries_ai.png", "tier_industry_shares.png", "clusters_ai.png"}
+                "top10_city_ai.png", "industries_ai.png", "tier_industry_shares.png", "clusters_ai.png",
+                "percapita_ai_2021Q1.png", "shiftshare_ai.png", "lorenz_ai.png"}
     assert expected <= set(rendered)
     for name, (_, png) in rendered.items():
         assert png.startswith(PNG) and (folder / name).read_bytes() == png
@@ -143,3 +147,33 @@ def test_exports_for_spreadsheets(small_release):
         workbook = book.read("xl/workbook.xml").decode()
     assert all(f'name="{name}"' in workbook for name in ("indices", "derived", "revisions"))
     assert run_cli(["export", "--out", small_release, "--format", "pdf"], quiet_warnings=True).returncode == 2
+
+
+def test_the_economists_section_shows_per_capita_shift_share_and_concentration(small_release):
+    """The per-capita map and usage-ratio table, the shift-share waterfall of the largest provinces and the Lorenz
+    curve are on the page; the table lists every province with a population, by usage ratio."""
+    rendered = write_report(small_release)
+    page = (small_release / "report" / "index.html").read_text(encoding="utf-8")
+    for section in ("per-capita", "shift-share", "concentration"):
+        assert f'<section id="{section}">' in page
+    for name in ("percapita_ai_2021Q1.png", "shiftshare_ai.png", "lorenz_ai.png"):
+        assert f'title="{name}"' in page and rendered[name][1].startswith(PNG)
+    derived = pl.read_parquet(small_release / "derived.parquet")
+    ratios = derived.filter((pl.col("measure") == "usage_ratio") & (pl.col("period") == "2021Q1")
+                            & (pl.col("geo_level") == "province") & (pl.col("industry") == "all")
+                            & (pl.col("metric") == "ai")).sort("value", descending=True)
+    table = page.split('<section id="per-capita">', 1)[1].split("</section>", 1)[0]
+    assert table.count('<tr class="ratio">') == ratios.height == 5
+    assert f"{ratios['value'][0]:.2f}" in table.split('<tr class="ratio">')[1]  # the largest ratio first
+
+
+def test_waterfall_without_a_year_earlier_says_so():
+    from assets.transforms.report_analytics import shift_share_period, shift_share_waterfall
+    from assets.transforms.shift_share import SHIFT_SHARE_DTYPES
+
+    table = make_table(3)
+    empty = pl.DataFrame(schema=SHIFT_SHARE_DTYPES)
+    charts.use_cjk_font()
+    assert shift_share_period(empty, "ai") is None
+    assert shift_share_waterfall(table, empty, "ai").startswith(PNG)
+    assert shift_share_period(shift_share_table(table), "ai") == "2021Q1"

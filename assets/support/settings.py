@@ -64,6 +64,9 @@ class Settings(dg.ConfigurableResource):
     national_change_factor: Optional[float] = Field(default=None, gt=1, description="Warn (a check, in the UI and "
                                                     "the run's summary) when a national series moves by more than "
                                                     "this factor in a quarter (default 3; kept by the release)")
+    growth_rank_min_reference: Optional[float] = Field(default=None, ge=0, description="Growth ranks leave out "
+                                                       "entities whose reference value is below this many index "
+                                                       "points (a new release; default 0.001)")
     sample_rows: Optional[int] = Field(default=None, ge=1, description="Rows sampled per quarter for the "
                                        "row-level Great Expectations suites (default 10,000)")
 

@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import polars as pl
 
+from assets.transforms import analytics
+
 DERIVED_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "industry", "measure",
                    "comparison", "reference_period", "value", "status"]
 DERIVED_DTYPES = {c: pl.String for c in DERIVED_COLUMNS} | {"value": pl.Float64}
 MEASURES = ["growth", "rank", "rank_change", "growth_rank", "share_of_national", "top3_share", "top5_share",
-            "top10_share", "industry_multiple", "share_within_geo", "cluster_mean"]
-COMPARISONS = ["qoq", "yoy", "since_base", "vs_prev_year"]
+            "top10_share", "industry_multiple", "share_within_geo", "cluster_mean", "contribution_geo",
+            "contribution_industry", "per_million_residents", "usage_ratio", "hhi", "gini", "theil", "theil_between",
+            "theil_within"]
+COMPARISONS = ["qoq", "yoy", "since_base", "vs_prev_year", "by_province", "by_tier"]
+GROWTH_RANK_COMPARISONS = ("since_base", "yoy")
 TOP_N = (3, 5, 10)
 LEVEL_ORDER = {"national": 0, "province": 1, "city": 2, "tier": 3, "cluster": 4}
 CELL = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]
@@ -109,12 +114,18 @@ def rank_changes(ranked: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
     return _finish(out, "rank_change")
 
 
-def growth_ranks(growth_rows: pl.DataFrame) -> pl.DataFrame:
-    """Rank of since_base growth among allocated entities below national with an `ok` growth (`new` and
-    `suppressed` ones keep their status, unranked)."""
-    since = growth_rows.filter((pl.col("comparison") == "since_base") & (pl.col("geo_level") != "national")
-                               & ~is_unallocated())
-    ranked = rank_within(since, GROUP).with_columns(pl.col("rank").alias("value"))
+def growth_ranks(growth_rows: pl.DataFrame, cells: pl.DataFrame, min_reference: float = 0.0) -> pl.DataFrame:
+    """Rank of since_base and of yoy growth among allocated entities below national with an `ok` growth (`new` and
+    `suppressed` ones keep their status, unranked). An entity whose published reference value is below
+    `min_reference` index points takes no part (no row): a tiny base would otherwise top the list."""
+    refs = cells.select(pl.col("period").alias("reference_period"), *[c for c in CELL if c != "period"],
+                        pl.col("value").alias("ref_value"))
+    rows = (growth_rows.filter(pl.col("comparison").is_in(GROWTH_RANK_COMPARISONS)
+                               & (pl.col("geo_level") != "national") & ~is_unallocated())
+            .join(refs, on=["reference_period", *[c for c in CELL if c != "period"]], how="left")
+            .filter(pl.col("ref_value").is_null() | (pl.col("ref_value") >= min_reference))
+            .drop("ref_value"))
+    ranked = rank_within(rows, [*GROUP, "comparison"]).with_columns(pl.col("rank").alias("value"))
     return _finish(ranked, "growth_rank")
 
 
@@ -148,7 +159,8 @@ def top_n_shares(cells: pl.DataFrame, sizes: tuple[int, ...] = TOP_N) -> pl.Data
     value (a tie changes no sum). Clusters overlap (no such total): any suppressed cluster suppresses the share.
     """
     level = cells.filter(~pl.col("geo_level").is_in(["national", "tier"]))
-    published = (level.group_by(GROUP).agg(pl.col("value").filter(pl.col("status") == "ok").sum().alias("ok_sum"))
+    published = (level.sort(*GROUP, "geo_code").group_by(GROUP, maintain_order=True)
+                 .agg(pl.col("value").filter(pl.col("status") == "ok").sum().alias("ok_sum"))
                  .join(_national(cells), on=["metric", "period", "period_type", "industry"]))
     eligible = level.filter(~is_unallocated())
     ok = eligible.filter(pl.col("status") == "ok").with_columns(
@@ -157,7 +169,7 @@ def top_n_shares(cells: pl.DataFrame, sizes: tuple[int, ...] = TOP_N) -> pl.Data
                                           (pl.col("status") == "ok").sum().alias("n_ok"))
     frames = []
     for n in sizes:
-        top = ok.filter(pl.col("pos") <= n).group_by(GROUP).agg(pl.col("value").sum().alias("top_sum"),
+        top = ok.filter(pl.col("pos") <= n).sort(*GROUP, "pos").group_by(GROUP, maintain_order=True).agg(pl.col("value").sum().alias("top_sum"),
                                                                  pl.col("value").min().alias("nth"))
         joined = hidden.join(top, on=GROUP, how="left").join(published, on=GROUP)
         residual = pl.when(pl.col("geo_level") == "cluster").then(float("inf")).otherwise(
@@ -182,7 +194,8 @@ def industry_multiples(cells: pl.DataFrame) -> pl.DataFrame:
     n_industries = cells.filter(pl.col("industry") != "all")["industry"].n_unique()
     keys = ["metric", "period", "period_type", "geo_level", "geo_code"]
     inds = cells.filter(pl.col("industry") != "all")
-    means = (inds.group_by(keys).agg(pl.col("value").mean().alias("ind_mean"),
+    means = (inds.sort(*keys, "industry").group_by(keys, maintain_order=True)
+             .agg(pl.col("value").mean().alias("ind_mean"),
                                      (pl.col("status") == "suppressed").any().alias("any_hidden"))
              .join(cells.filter(pl.col("industry") == "all").select(*keys, pl.col("value").alias("all_value"),
                                                                     pl.col("status").alias("all_status")),
@@ -218,7 +231,7 @@ def cluster_means(cells: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
         "metric", "period", "period_type", "industry", pl.col("geo_code").alias("city_code"),
         pl.col("value").alias("city_value"), pl.col("status").alias("city_status"))
     keys = ["metric", "period", "period_type", "geo_code", "industry"]
-    over_cities = (members.join(cities, on="city_code").group_by(keys)
+    over_cities = (members.join(cities, on="city_code").sort(*keys, "city_code").group_by(keys, maintain_order=True)
                    .agg(pl.col("city_value").mean().alias("city_mean"),
                         (pl.col("city_status") == "suppressed").any().alias("any_hidden")))
     clusters = (cells.filter(pl.col("geo_level") == "cluster").join(n_members, on="geo_code", how="left")
@@ -232,17 +245,36 @@ def cluster_means(cells: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
     return _finish(out, "cluster_mean")
 
 
-def derive_measures(disclosed: pl.DataFrame, members: pl.DataFrame) -> pl.DataFrame:
-    """Every derived measure of the disclosed index table, in the published order and schema."""
-    cells = disclosed.select(*CELL, "geo_name", "value", "status")
+def derive_measures(disclosed: pl.DataFrame, members: pl.DataFrame, city_tiers: pl.DataFrame | None = None,
+                    population: pl.DataFrame | None = None, growth_rank_min_reference: float = 0.0) -> pl.DataFrame:
+    """Every derived measure of the disclosed index table, in the published order and schema.
+
+    `city_tiers` (geo_code, tier of every city-level entity) groups cities for theil_between / theil_within by tier
+    and sums tiers' populations; `population` (geo_level, geo_code, year, population: `entity_population`) gives the
+    per-capita measures; without them those measures are left out.
+    """
+    # one order whatever the input's: every sum and mean below follows it (floating-point sums depend on order)
+    cells = disclosed.select(*CELL, "geo_name", "value", "status").sort(CELL).rechunk()
     base = disclosed["base_period"].drop_nulls()
     refs = comparisons(cells, base[0] if base.len() else None)
     grown = growth(cells, refs)
     ranked = ranks(cells)
+    tiers = city_tiers if city_tiers is not None else pl.DataFrame(schema={"geo_code": pl.String, "tier": pl.String})
     frames = [grown, _finish(ranked.with_columns(pl.col("rank").alias("value")), "rank"), rank_changes(ranked, refs),
-              growth_ranks(grown), shares_of_national(cells), top_n_shares(cells), industry_multiples(cells),
-              shares_within_geo(cells), cluster_means(cells, members)]
+              growth_ranks(grown, cells, growth_rank_min_reference), shares_of_national(cells), top_n_shares(cells),
+              industry_multiples(cells), shares_within_geo(cells), cluster_means(cells, members),
+              _finish(analytics.contributions_geo(cells, refs), "contribution_geo"),
+              _finish(analytics.contributions_industry(cells, refs), "contribution_industry"),
+              _finish_each(analytics.concentration(cells, tiers))]
+    if population is not None:
+        frames.append(_finish_each(analytics.per_capita(cells, population)))
     return sort_derived_rows(pl.concat(frames))
+
+
+def _finish_each(frame: pl.DataFrame) -> pl.DataFrame:
+    """The published columns of a frame that carries its own `measure` column."""
+    missing = [pl.lit(None, pl.String).alias(c) for c in ("comparison", "reference_period") if c not in frame.columns]
+    return frame.with_columns(*missing).select(DERIVED_COLUMNS).cast(DERIVED_DTYPES)
 
 
 def sort_derived_rows(frame: pl.DataFrame) -> pl.DataFrame:

@@ -57,9 +57,21 @@ COLUMNS = {
     "base_amount": "national, all-industry consumption of the base quarter in yuan: the index denominator",
     # derived measures
     "measure": "growth, rank, rank_change, growth_rank, share_of_national, top3_share, top5_share, top10_share, "
-               "industry_multiple, share_within_geo or cluster_mean",
-    "comparison": "what a growth or rank change compares with: qoq, yoy, since_base, vs_prev_year (null otherwise)",
+               "industry_multiple, share_within_geo, cluster_mean, contribution_geo, contribution_industry, "
+               "per_million_residents, usage_ratio, hhi, gini, theil, theil_between or theil_within",
+    "comparison": "what a growth, contribution or rank change compares with: qoq, yoy, since_base, vs_prev_year; "
+                  "for theil_between / theil_within the grouping of the cities: by_province, by_tier (null "
+                  "otherwise)",
     "reference_period": "the period compared with (null where none)",
+    # shift-share
+    "change": "index points: value in period - value in reference_period (summed over the industries)",
+    "national_effect": "index points: the change had the entity grown at the national rate, sum over industries of "
+                       "reference value x national growth",
+    "industry_mix_effect": "index points: what the entity's industry mix adds, sum over industries of reference "
+                           "value x (the industry's national growth - national growth)",
+    "competitive_effect": "index points: what the entity's own industries' growth adds beyond their national "
+                          "growth, sum over industries of (change - reference value x the industry's national "
+                          "growth); national + mix + competitive = change",
     # revisions
     "old_value": "published value before this revision", "new_value": "value after it",
     "old_status": "published status before", "new_status": "status after",
@@ -78,9 +90,16 @@ BY_TABLE = {
     "usage_cube": {"amount": "consumption in yuan", "accounts": "distinct accounts with consumption > 0"},
     "derived": {"value": "the measure: growth as a fraction (0.57 = +57%), shares as fractions of 1, ranks from 1, "
                          "multiples and cluster means in index points",
-                "status": "ok; new (growth from a zero reference); suppressed (from a suppressed cell)"},
+                "status": "ok; new (a zero denominator: growth or contribution from a zero reference, "
+                          "concentration of all zeros); suppressed (from a suppressed cell)"},
     "revisions": {"reason": "why the value changed: late data (new or replaced files) or rebase"},
+    "shift_share": {"geo_level": "province or city (cities with their <province>U rows)",
+                    "reference_period": "the same quarter a year earlier, or the previous complete year",
+                    "status": "ok; new (no national usage in reference_period: no growth to split); suppressed "
+                              "(any input cell, of the entity or the nation, any industry, either period, is "
+                              "suppressed)"},
 }
+BY_TABLE["shift_share"]["period"] = COLUMNS["period"]
 BY_TABLE["derived_measures"] = BY_TABLE["derived"]
 
 
@@ -91,7 +110,9 @@ MEASURES = {
     "rank": "rank by value among the level's allocated entities (1 = largest; ties share the best rank: 1, 2, 2, 4); "
             "among published cells only",
     "rank_change": "rank in reference_period - rank in period (positive = moved up); among published cells only",
-    "growth_rank": "rank by since_base growth among the level's allocated entities with a published growth",
+    "growth_rank": "rank by growth (comparison since_base or yoy) among the level's allocated entities with a "
+                   "published growth and a reference value of at least growth_rank_min_reference index points (a "
+                   "release setting, default 0.001; smaller bases take no part, no row); among published cells only",
     "share_of_national": "value / the national value of the same metric, period and industry, a fraction",
     "top3_share": "sum of the 3 largest allocated entities of the level / national, a fraction (on geo_code CN of the "
                   "level: province, city or cluster; clusters overlap, so theirs may exceed 1)",
@@ -101,18 +122,45 @@ MEASURES = {
     "share_within_geo": "the industry's value / its entity's all-industry value, a fraction (tier and cluster "
                         "structure)",
     "cluster_mean": "the mean index of a cluster's member cities, in index points",
+    "contribution_geo": "percentage points: (value - value in reference_period) / the national value of the same "
+                        "industry in reference_period x 100 (qoq, yoy); provinces, cities (with <province>U) and "
+                        "tiers (with unallocated) each add up to the national growth x 100",
+    "contribution_industry": "percentage points: (the industry's value - its value in reference_period) / the "
+                             "entity's all-industry value in reference_period x 100 (qoq, yoy); the industries add "
+                             "up to the entity's all-industry growth x 100",
+    "per_million_residents": "index points per million resident population (seeds/population.csv; the latest "
+                             "census year not after the period's). Provinces, national (population = the sum of "
+                             "the provinces), cities with a figure, tiers and clusters whose member cities all have "
+                             "one; others have no row",
+    "usage_ratio": "(value / national value) / (population / national population): 1 = usage in proportion to "
+                   "residents (as the Anthropic Economic Index's usage per capita); the same entities as "
+                   "per_million_residents, national excepted",
+    "hhi": "Herfindahl-Hirschman index, sum of squared shares (a fraction, 1/n to 1), on geo_code CN with geo_level "
+           "the level it runs across (province or city); allocated entities only (<province>U take no part), shares "
+           "of their total",
+    "gini": "Gini coefficient of the entities' values (0 = equal, towards 1 = one holds all); as hhi",
+    "theil": "Theil T index, sum of s ln(n s) over the shares s (0 = equal, ln n = one holds all); as hhi",
+    "theil_between": "the part of theil between groups of cities, sum S_g ln(S_g n / n_g); comparison names the "
+                     "grouping (by_province, by_tier); between + within = theil",
+    "theil_within": "the part of theil within groups of cities, sum S_g x theil inside the group; as theil_between",
 }
 COMPARISONS = {
     "qoq": "the previous quarter", "yoy": "the same quarter (or the year) one year earlier",
     "since_base": "the base quarter", "vs_prev_year": "the previous complete year's annual ranking",
+    "by_province": "theil_between / theil_within with cities grouped by their province",
+    "by_tier": "theil_between / theil_within with cities grouped by their tier (unallocated: cities no tier list "
+               "ranks)",
 }
 STATUSES = {
     "ok": "published", "suppressed": "withheld for privacy (value null)",
-    "new": "growth from a zero reference: no value (derived.parquet only)",
+    "new": "a zero denominator (growth from a zero reference, concentration of all zeros): no value "
+           "(derived.parquet and shift_share.parquet only)",
 }
 FILES = {
     "indices": "The index table: one row per metric x period x geo entity x industry (quarters and complete years)",
     "derived": "Derived measures of the published indices: one row per cell x measure x comparison",
+    "shift_share": "Shift-share of each province's and city's change against a year earlier: national, "
+                   "industry-mix and competitive effects in index points, adding up to the change",
     "quarantine": "Rejected raw rows with their values as read and one reason (operator-only: holds account ids)",
     "revisions": "Every change to a published value: old and new value, status and accounts, run, time, reason",
 }

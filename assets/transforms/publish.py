@@ -173,7 +173,8 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(f"- {line}" for line in summary_lines(summary))
 
 
-PRIMARY_KEYS = {"indices": KEY, "derived": [*KEY, "measure", "comparison"]}
+PRIMARY_KEYS = {"indices": KEY, "derived": [*KEY, "measure", "comparison"],
+                "shift_share": ["metric", "period", "period_type", "geo_level", "geo_code"]}
 
 
 def _field_type(dtype: pl.DataType) -> str:
@@ -196,8 +197,8 @@ def data_package(schemas: dict[str, pl.Schema], base_period: str, created_at: st
         fields = []
         for column, dtype in schema.items():
             field = {"name": column, "type": _field_type(dtype), "description": descriptions[column]}
-            if column in enums and name in ("indices", "derived"):
-                values = {k: v for k, v in enums[column].items() if name == "derived" or k != "new"}
+            if column in enums and name in ("indices", "derived", "shift_share"):
+                values = {k: v for k, v in enums[column].items() if name != "indices" or k != "new"}
                 field["constraints"] = {"enum": list(values)}
                 field["description"] += ". " + "; ".join(f"{k}: {v}" for k, v in values.items())
             fields.append(field)

@@ -1,4 +1,4 @@
-"""Reference data from `seeds/`: regions, counties, crosswalk, tiers, clusters, industries, products.
+"""Reference data from `seeds/`: regions, counties, crosswalk, tiers, clusters, industries, products, population.
 
 Pure polars; every table is small, so these are eager DataFrames built once per run.
 """
@@ -12,6 +12,8 @@ import polars as pl
 SEEDS_DIR = Path(__file__).resolve().parents[2] / "seeds"
 MUNICIPALITIES = ("110000", "120000", "310000", "500000")
 UNALLOCATED = "unallocated"
+POPULATION_SCHEMA = {"geo_level": pl.String, "geo_code": pl.String, "name_zh": pl.String, "year": pl.Int64,
+                     "population": pl.Int64, "source": pl.String}
 # CBN's six tiers; the source whitepaper publishes five, with 新一线 folded into 二线.
 TIERS_SIX = [("tier1", "一线", "Tier 1"), ("new_tier1", "新一线", "New tier 1"), ("tier2", "二线", "Tier 2"),
              ("tier3", "三线", "Tier 3"), ("tier4", "四线", "Tier 4"), ("tier5", "五线", "Tier 5")]
@@ -40,6 +42,8 @@ class Reference:
     products: pl.DataFrame  # product, metric, name
     tier_scheme: str = "five"
     vintages: dict = field(default_factory=dict)
+    # geo_level (province|city), geo_code, name_zh, year, population (resident persons), source
+    population: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=POPULATION_SCHEMA))
 
     @property
     def provinces(self) -> pl.DataFrame:
@@ -119,6 +123,14 @@ class Reference:
         placeholders = placeholders.join(known, on="code", how="anti")
         return pl.concat([known, placeholders]).unique("code", keep="first").sort("code")
 
+    def entity_population(self) -> pl.DataFrame:
+        """geo_level, geo_code, year, population of every entity with one: provinces and cities from
+        seeds/population.csv, national = sum of the provinces, tiers and clusters = sum of their members when every
+        member has a figure (`assets.transforms.analytics.entity_population`)."""
+        from assets.transforms.analytics import entity_population
+
+        return entity_population(self.population, self.city_tier(), self.clusters)
+
     def industry_lookup(self) -> pl.DataFrame:
         """Every spelling of an industry (code, Chinese name, alias; trimmed, lower-cased) -> its code."""
         ind = self.industries
@@ -151,8 +163,10 @@ def load_reference(seeds_dir: str | Path | None = None, products_path: str | Pat
     if bad.height:
         raise ValueError(f"{products}: row {bad.row(0, named=True)['product']!r}: metric must be cloud or ai")
     tiers = _read(seeds / "city_tiers.csv")
+    population = read_population(seeds / "population.csv")
     vintages = {"regions": "GB/T 2260 (see seeds/README.md)",
-                "city_tiers": sorted(set(tiers["vintage"])) if "vintage" in tiers.columns else []}
+                "city_tiers": sorted(set(tiers["vintage"])) if "vintage" in tiers.columns else [],
+                "population": sorted(set(population["year"].cast(pl.String)))}
     return Reference(
         regions=_read(seeds / "regions.csv"),
         counties=_read(seeds / "counties.csv"),
@@ -163,7 +177,15 @@ def load_reference(seeds_dir: str | Path | None = None, products_path: str | Pat
         products=prods.with_columns(pl.col("name") if "name" in prods.columns else pl.col("product").alias("name")),
         tier_scheme=tier_scheme,
         vintages=vintages,
+        population=population,
     )
+
+
+def read_population(path: Path) -> pl.DataFrame:
+    """seeds/population.csv with typed year and population; a seeds folder without one has no per-capita measures."""
+    if not path.exists():
+        return pl.DataFrame(schema=POPULATION_SCHEMA)
+    return _read(path).select(list(POPULATION_SCHEMA)).cast(POPULATION_SCHEMA)
 
 
 def _one_vintage(tiers: pl.DataFrame, vintage: str | None = None) -> pl.DataFrame:

@@ -52,12 +52,16 @@ class ReleaseSettings:
     max_quarantine_share: float = 5.0  # percent of a delivery's rows; above it the run stops before publishing
     national_change_factor: float = 3.0  # a national series moving more than x this (or / this) in a quarter: warn
     sample_rows: int = 10_000
+    # growth ranks leave out entities whose reference value is below this many index points (a tiny base would top
+    # the list): 0.001 = 1/100,000 of the base quarter's national total, below every base in METHOD.md's growth
+    # top 10s (the smallest, 克拉玛依's AI in 2020Q1, is about 0.0027)
+    growth_rank_min_reference: float = 0.001
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ReleaseSettings))
 # Settings of the method: every published value depends on them, so a release keeps them for its whole life.
 FROZEN = ("products_path", "seeds_dir", "tier_scheme", "tier_vintage", "engine", "privacy_k",
-          "privacy_dominance_percent")
+          "privacy_dominance_percent", "growth_rank_min_reference")
 # Settings a run may adjust (kept from its publication on); the base changes only through a rebase.
 ADJUSTABLE = ("allow_empty_quarters", "max_quarantine_share", "national_change_factor", "sample_rows")
 PATHS = ("raw_path", "products_path", "seeds_dir")
@@ -117,7 +121,8 @@ def write_settings(settings: ReleaseSettings, path: str | Path) -> Path:
 def _normalised(name: str, value):
     if name in PATHS and value:
         return str(Path(value).expanduser().resolve())
-    if name in ("privacy_dominance_percent", "max_quarantine_share", "national_change_factor"):
+    if name in ("privacy_dominance_percent", "max_quarantine_share", "national_change_factor",
+                "growth_rank_min_reference"):
         return float(value)
     return value
 

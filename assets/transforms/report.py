@@ -131,6 +131,13 @@ def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: li
     """Choropleth of provincial index values (quantile classes); out-of-scope areas grey, suppressed hatched."""
     rows = cells(indices, metric, "province", period)
     values = {c: (v, s) for c, v, s in rows.select("geo_code", "value", "status").iter_rows()}
+    kind = "年度" if len(period) == 4 else "季度"
+    return choropleth(values, boundaries, f"{METRIC_ZH[metric]} · 各省{kind}指数 · {period}", "指数")
+
+
+def choropleth(values: dict[str, tuple[float | None, str]], boundaries: list[dict], title: str, legend: str) -> bytes:
+    """Provinces coloured by value (code -> (value, status); quantile classes); out-of-scope areas and provinces
+    without a value grey, suppressed hatched."""
     classes = value_classes([v for v, s in values.values() if s == "ok" and v is not None])
     cmap = plt.get_cmap("YlOrRd", max(len(classes), 1) + 1)
     fig, ax = plt.subplots(figsize=(8, 6.4))
@@ -161,9 +168,8 @@ def province_map(indices: pl.DataFrame, metric: str, period: str, boundaries: li
         handles.insert(0, Patch(facecolor=ZERO_COLOR, edgecolor="#495057", label="0（无用量）"))
     handles += [Patch(facecolor="#ffffff", hatch="///", edgecolor="#495057", label="已抑制（隐私）"),
                 Patch(facecolor="#e9ecef", edgecolor="#495057", label="不在统计范围")]
-    ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, title="指数")
-    kind = "年度" if len(period) == 4 else "季度"
-    ax.set_title(fit(f"{METRIC_ZH[metric]} · 各省{kind}指数 · {period}"))
+    ax.legend(handles=handles, loc="lower left", fontsize=8, frameon=False, title=legend)
+    ax.set_title(fit(title))
     return _png(fig)
 
 

@@ -1,5 +1,5 @@
 """The quarterly report of a release: DIR/report/index.html (self-contained) and its PNGs, from the published
-Parquet files only (indices.parquet, derived.parquet); labels (industry names) come from seeds/industries.csv.
+Parquet files only (indices.parquet, derived.parquet, shift_share.parquet when there is one); labels (industry names) come from seeds/industries.csv.
 
     write_report(release_dir) -> {chart file name: (title, png bytes)}
 """
@@ -19,6 +19,8 @@ from pathlib import Path
 import polars as pl
 
 from assets.transforms import report as charts
+from assets.transforms import report_analytics as economics
+from assets.transforms.shift_share import SHIFT_SHARE_DTYPES
 
 SEEDS_INDUSTRIES = Path(__file__).resolve().parents[2] / "seeds" / "industries.csv"
 
@@ -37,6 +39,7 @@ class Inputs:
     names: dict[str, str] = field(default_factory=dict)
     codes: list[str] = field(default_factory=list)
     boundaries: list[dict] = field(default_factory=list)
+    shift_share: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SHIFT_SHARE_DTYPES))
 
 
 # chart name -> how to draw it from the inputs and its arguments
@@ -47,6 +50,9 @@ DRAW = {
     "industry_bars": lambda d, metric: charts.industry_bars(d.indices, d.derived, metric, d.names),
     "tier_industry_shares": lambda d: charts.tier_industry_shares(d.indices, d.derived, d.names, d.codes),
     "cluster_comparison": lambda d, metric: charts.cluster_comparison(d.indices, d.derived, metric),
+    "shift_share_waterfall": lambda d, metric: economics.shift_share_waterfall(d.indices, d.shift_share, metric),
+    "per_capita_map": lambda d, metric, period: economics.per_capita_map(d.derived, metric, period, d.boundaries),
+    "lorenz": lambda d, metric: economics.lorenz(d.indices, d.derived, metric),
 }
 
 
@@ -63,6 +69,10 @@ def plan(indices: pl.DataFrame) -> list[tuple[str, str, str, tuple]]:
     out += [(f"industries_{m}.png", f"{zh[m]} 行业", "industry_bars", (m,)) for m in metrics]
     out += [("tier_industry_shares.png", "各级城市行业结构", "tier_industry_shares", ())]
     out += [(f"clusters_{m}.png", f"{zh[m]} 城市群", "cluster_comparison", (m,)) for m in metrics]
+    out += [(f"percapita_{m}_{quarter}.png", f"{zh[m]} 每百万常住人口 {quarter}", "per_capita_map", (m, quarter))
+            for m in metrics if quarter]
+    out += [(f"shiftshare_{m}.png", f"{zh[m]} 偏离-份额分解", "shift_share_waterfall", (m,)) for m in metrics]
+    out += [(f"lorenz_{m}.png", f"{zh[m]} 洛伦兹曲线", "lorenz", (m,)) for m in metrics]
     return out
 
 
@@ -71,21 +81,31 @@ def draw(inputs: Inputs, charts_to_draw: list[tuple[str, str, str, tuple]]) -> d
     return {name: (title, DRAW[how](inputs, *args)) for name, title, how, args in charts_to_draw}
 
 
-def render(indices: pl.DataFrame, derived: pl.DataFrame) -> dict[str, tuple[str, bytes]]:
+def render(indices: pl.DataFrame, derived: pl.DataFrame,
+           shift_share: pl.DataFrame | None = None) -> dict[str, tuple[str, bytes]]:
     """Every chart of the report, in reading order: file name -> (title, PNG), drawn in this process."""
-    return draw(inputs_of(indices, derived), plan(indices))
+    return draw(inputs_of(indices, derived, shift_share), plan(indices))
 
 
-def inputs_of(indices: pl.DataFrame, derived: pl.DataFrame) -> Inputs:
+def inputs_of(indices: pl.DataFrame, derived: pl.DataFrame, shift_share: pl.DataFrame | None = None) -> Inputs:
     names, codes = industry_names()
-    return Inputs(indices, derived, names, codes, charts.load_boundaries())
+    inputs = Inputs(indices, derived, names, codes, charts.load_boundaries())
+    if shift_share is not None:
+        inputs.shift_share = shift_share
+    return inputs
+
+
+def read_shift_share(release: Path) -> pl.DataFrame | None:
+    """The release's shift_share.parquet; a release published before it existed has none (its chart says so)."""
+    path = release / "shift_share.parquet"
+    return pl.read_parquet(path) if path.exists() else None
 
 
 def _draw_files(release_dir: str, charts_to_draw: list) -> dict[str, tuple[str, bytes]]:
     """A worker's share of the charts, read from the release's Parquet (a process of its own)."""
     release = Path(release_dir)
-    return draw(inputs_of(pl.read_parquet(release / "indices.parquet"), pl.read_parquet(release / "derived.parquet")),
-                charts_to_draw)
+    return draw(inputs_of(pl.read_parquet(release / "indices.parquet"), pl.read_parquet(release / "derived.parquet"),
+                          read_shift_share(release)), charts_to_draw)
 
 
 def render_files(release_dir: Path, indices: pl.DataFrame, workers: int) -> dict[str, tuple[str, bytes]]:
@@ -145,6 +165,33 @@ max-width:1280px;color:#212529}img{max-width:100%;border:1px solid #dee2e6;margi
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}table{border-collapse:collapse;font-size:13px;margin:1em 0}
 td,th{border:1px solid #dee2e6;padding:2px 8px;text-align:right}th{background:#f1f3f5}
 td:nth-child(2){text-align:left}.tables{display:grid;grid-template-columns:1fr 1fr;gap:2em}"""
+
+
+def usage_ratio_table(indices: pl.DataFrame, derived: pl.DataFrame, metric: str) -> str:
+    """HTML table of the provinces in the latest quarter by usage ratio (share of the national index / share of the
+    national population), with index points per million residents."""
+    quarter = charts.latest(indices, "quarter")
+
+    def pick(name):
+        return charts.measure(derived, name, metric, "province", quarter).select(
+            "geo_code", pl.col("value").alias(name), pl.col("status").alias(f"{name}_status"))
+
+    table = (charts.cells(indices, metric, "province", quarter).select("geo_code", "geo_name_short", "value")
+             .join(pick("usage_ratio"), on="geo_code").join(pick("per_million_residents"), on="geo_code")
+             .sort(["usage_ratio", "geo_code"], descending=[True, False], nulls_last=True))
+    if table.height == 0:
+        return ""
+    head = "<tr><th>#</th><th>省份</th><th>指数</th><th>每百万常住人口指数</th><th>使用率比 (占全国指数 / 占全国人口)</th></tr>"
+    body = []
+    for i, r in enumerate(table.iter_rows(named=True), start=1):
+        hidden = r["usage_ratio_status"] == "suppressed"
+        ratio = "已抑制" if hidden else ("" if r["usage_ratio"] is None else f"{r['usage_ratio']:.2f}")
+        per_million = "已抑制" if r["per_million_residents"] is None else f"{r['per_million_residents']:.3f}"
+        value = "已抑制" if r["value"] is None else f"{r['value']:.2f}"
+        body.append(f'<tr class="ratio"><td>{i}</td><td>{html.escape(r["geo_name_short"])}</td><td>{value}</td>'
+                    f"<td>{per_million}</td><td>{ratio}</td></tr>")
+    return (f"<div><h3>{charts.METRIC_ZH[metric]} · 人均使用 {quarter}</h3><table>{head}{''.join(body)}</table>"
+            "</div>")
 
 
 def top_city_industries(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, names: dict[str, str]) -> str:
@@ -237,6 +284,13 @@ def page(indices: pl.DataFrame, derived: pl.DataFrame, rendered: dict[str, tuple
         ("industries", "行业：指数、均值线与倍数", "".join(img(n) for n in group("industries_"))),
         ("tiers", "各级城市的行业结构", img("tier_industry_shares.png")),
         ("clusters", "城市群比较", "".join(img(n) for n in group("clusters_"))),
+        ("per-capita", "人均：每百万常住人口指数与使用率比（2020 年人口普查）",
+         '<div class="grid">' + "".join(img(n) for n in group("percapita_")) + "</div>"
+         + '<div class="tables">' + "".join(usage_ratio_table(indices, derived, m) for m in metrics) + "</div>"),
+        ("shift-share", "偏离-份额分解：较一年前的变动 = 全国增长 + 行业结构 + 竞争效应",
+         "".join(img(n) for n in group("shiftshare_"))),
+        ("concentration", "集中度：洛伦兹曲线与基尼系数",
+         '<div class="grid">' + "".join(img(n) for n in group("lorenz_")) + "</div>"),
         ("top-cities", "前十城市的前五大行业", '<div class="tables">' + "".join(
             top_city_industries(indices, derived, m, names) for m in metrics) + "</div>"),
         ("notes", "发布记录", release_notes(manifest)),
