@@ -32,6 +32,17 @@ def quarter(text: str) -> str:
     return f"{found[1]}Q{found[2]}"
 
 
+def non_negative_float(text: str) -> float:
+    """An argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number >= 0")
+    return value
+
+
 def percent(text: str) -> float:
     """An argparse type: a percentage above 0 and at most 100."""
     try:
@@ -82,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
                           "(default 5)")
     run.add_argument("--privacy-dominance-percent", type=percent, default=None,
                      help="suppress a cell whose largest account holds more than this percent of it (default 85)")
+    run.add_argument("--growth-rank-min-reference", type=non_negative_float, default=None, metavar="POINTS",
+                     help="growth ranks leave out cells whose reference value is below POINTS index points, so tiny "
+                          "bases do not top the list (default 0.001; the release keeps the value given)")
     rebase = sub.add_parser("rebase", help="recompute every period of a release against a new base quarter",
                             description="Recompute every period of an existing release with a new base quarter; "
                                         "every changed value is logged in DIR/revisions.parquet.")
@@ -143,7 +157,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
                                    products_path=args.products, tier_scheme=args.tiers,
                                    allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
                                    privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent,
-                                   max_quarantine_share=args.max_quarantine_share)
+                                   max_quarantine_share=args.max_quarantine_share,
+                                   growth_rank_min_reference=args.growth_rank_min_reference)
             else:
                 done = rebase_release(args.out, args.to, args.raw, skip=_skipped(args))
             what = (f"recomputed {done.recomputed[0]}..{done.recomputed[-1]}" if done.recomputed
