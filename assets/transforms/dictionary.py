@@ -92,7 +92,8 @@ BY_TABLE = {
                          "multiples and cluster means in index points",
                 "status": "ok; new (a zero denominator: growth or contribution from a zero reference, "
                           "concentration of all zeros); suppressed (from a suppressed cell)"},
-    "revisions": {"reason": "why the value changed: late data (new or replaced files) or rebase"},
+    "revisions": {"reason": "why the value changed: late data (new files for the period), replaced file (a file "
+                            "overwritten in place held rows of the period) or rebase (the base moved)"},
     "shift_share": {"geo_level": "province or city (cities with their <province>U rows)",
                     "reference_period": "the same quarter a year earlier, or the previous complete year",
                     "status": "ok; new (no national usage in reference_period: no growth to split); suppressed "
