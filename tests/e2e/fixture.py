@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 from pathlib import Path
 
 import polars as pl
@@ -41,17 +42,28 @@ def tiny_rows() -> pl.DataFrame:
                                       "industry": pl.String, "product": pl.String, "amount": pl.Float64})
 
 
-def write_tiny_raw(directory: str | Path) -> Path:
-    """One CSV per quarter under `directory`; returns the directory."""
+def write_by_quarter(frame: pl.DataFrame, quarters: tuple[str, ...], directory: str | Path) -> Path:
+    """One CSV per quarter (`usage_<quarter>.csv`) of `frame`'s rows under `directory`; returns the directory."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    frame = tiny_rows()
-    for quarter in QUARTERS:
+    for quarter in quarters:
         year, q = int(quarter[:4]), int(quarter[5])
         months = [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
-        part = frame.filter(pl.col("usage_date").str.slice(0, 7).is_in(months))
-        part.write_csv(directory / f"usage_{quarter}.csv")
+        frame.filter(pl.col("usage_date").str.slice(0, 7).is_in(months)).write_csv(directory / f"usage_{quarter}.csv")
     return directory
+
+
+def write_tiny_raw(directory: str | Path) -> Path:
+    """One CSV per quarter under `directory`; returns the directory."""
+    return write_by_quarter(tiny_rows(), QUARTERS, directory)
+
+
+def load_e2e_script(name: str = "yunzhi_e2e"):
+    """scripts/e2e.py as a module (the story and its browser steps; scripts/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "scripts" / "e2e.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ------------------------------------------------------------------------------------------------ the UI story
@@ -94,14 +106,7 @@ def story_rows(quarters: tuple[str, ...] = STORY_QUARTERS, prefix: str = "e2e", 
 
 def write_story_raw(directory: str | Path) -> Path:
     """The story's first delivery: one CSV per quarter of 2020 under `directory`; returns the directory."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    frame = story_rows()
-    for quarter in STORY_QUARTERS:
-        year, q = int(quarter[:4]), int(quarter[5])
-        months = [f"{year}-{m:02d}" for m in range(3 * q - 2, 3 * q + 1)]
-        frame.filter(pl.col("usage_date").str.slice(0, 7).is_in(months)).write_csv(directory / f"usage_{quarter}.csv")
-    return directory
+    return write_by_quarter(story_rows(), STORY_QUARTERS, directory)
 
 
 def write_late_file(path: str | Path, quarter: str = LATE_QUARTER) -> Path:

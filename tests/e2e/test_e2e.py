@@ -6,24 +6,18 @@ The asserts read GraphQL state, the published Parquet and locators by role, titl
 wording; the screenshots under build/e2e/ are for humans."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.fixture import load_e2e_script
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _e2e():
-    spec = importlib.util.spec_from_file_location("yunzhi_e2e", ROOT / "scripts" / "e2e.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def story():
-    e2e = _e2e()
+    e2e = load_e2e_script("yunzhi_e2e")
     try:
         return e2e, e2e.run(ROOT / "build" / "e2e")
     except e2e.Skip as exc:

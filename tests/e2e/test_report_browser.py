@@ -3,7 +3,6 @@ methods and provenance are there, and no table ranks entities without usage. Loc
 ids and row classes; the screenshot under build/e2e/ is for humans."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,16 +10,9 @@ import polars as pl
 import pytest
 
 from conftest import run_cli
-from tests.e2e.fixture import tiny_rows
+from tests.e2e.fixture import load_e2e_script, tiny_rows
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _e2e():
-    spec = importlib.util.spec_from_file_location("yunzhi_e2e_report", ROOT / "scripts" / "e2e.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def sparse_release(tmp_path_factory) -> Path:
 
 
 def test_the_report_of_a_sparse_release_in_a_browser(sparse_release):
-    e2e = _e2e()
+    e2e = load_e2e_script("yunzhi_e2e_report")
     try:
         binary = e2e.ensure_chromium()
     except e2e.Skip as exc:
