@@ -279,13 +279,23 @@ def _finish_each(frame: pl.DataFrame) -> pl.DataFrame:
 
 def sort_derived_rows(frame: pl.DataFrame) -> pl.DataFrame:
     """The published order: metric, period type, period, level, code, industry (`all` first), measure, comparison."""
-    return (frame.with_columns(pl.col("geo_level").replace_strict(LEVEL_ORDER, return_dtype=pl.Int8).alias("_l"),
-                               (pl.col("industry") != "all").alias("_i"),
-                               pl.col("measure").replace_strict({m: i for i, m in enumerate(MEASURES)},
-                                                                return_dtype=pl.Int8).alias("_m"))
-            .sort("metric", "period_type", "period", "_l", "geo_code", "_i", "industry", "_m", "comparison",
-                  nulls_last=False)
-            .drop("_l", "_i", "_m"))
+    ranked = frame.with_columns(pl.col("geo_level").replace_strict(LEVEL_ORDER, return_dtype=pl.Int8).alias("_l"),
+                                (pl.col("industry") != "all").alias("_i"),
+                                pl.col("measure").replace_strict({m: i for i, m in enumerate(MEASURES)},
+                                                                 return_dtype=pl.Int8).alias("_m"))
+    keys = ["metric", "period_type", "period", "_l", "geo_code", "_i", "industry", "_m", "comparison"]
+    # One integer key (each column's rank among its few distinct values, nulls first) sorts a million rows several
+    # times faster than polars' sort on nine columns of text; the order is the same.
+    key, span = pl.lit(0, pl.UInt64), 1
+    for column in keys:
+        values = sorted(ranked[column].drop_nulls().unique().to_list())
+        span *= len(values) + 1
+        code = pl.col(column).replace_strict({v: i + 1 for i, v in enumerate(values)}, default=0,
+                                             return_dtype=pl.UInt64)
+        key = key * (len(values) + 1) + code
+    if span >= 2 ** 63:  # too many distinct values for one key: sort on the columns
+        return ranked.sort(keys, nulls_last=False).drop("_l", "_i", "_m")
+    return ranked.with_columns(key.alias("_key")).sort("_key").drop("_key", "_l", "_i", "_m")
 
 
 def sudden_national_moves(disclosed: pl.DataFrame, factor: float) -> pl.DataFrame:
