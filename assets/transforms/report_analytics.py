@@ -37,10 +37,12 @@ def shift_share_waterfall(indices: pl.DataFrame, shift_share: pl.DataFrame, metr
             .join(cells(indices, metric, "province", period).select("geo_code", "geo_name_short", "value"),
                   on="geo_code").sort(["value", "geo_code"], descending=[True, False]).head(10))
     width, step = 0.8, 5
+    reached = [0.0]  # every step's top and bottom: the axis shows each bar whole, with room for the labels
     for k, row in enumerate(rows.iter_rows(named=True)):
         level = 0.0
         for j, effect in enumerate(EFFECT_ZH):
             delta = row[effect]
+            reached += [level, level + delta]
             ax.bar(k * step + j, delta, bottom=level, width=width, color=EFFECT_COLOR[effect],
                    label=EFFECT_ZH[effect] if k == 0 else None)
             if j < 2:  # the connector to the next step
@@ -50,6 +52,9 @@ def shift_share_waterfall(indices: pl.DataFrame, shift_share: pl.DataFrame, metr
         ax.bar(k * step + 3, row["change"], width=width, color="#495057", label="变动（指数点）" if k == 0 else None)
         ax.text(k * step + 3, row["change"], f"{row['change']:+.2f}", ha="center",
                 va="bottom" if row["change"] >= 0 else "top", fontsize=7)
+    low, high = min(reached), max(reached)
+    pad = 0.12 * ((high - low) or 1.0)
+    ax.set_ylim(low - pad if low < 0 else 0, high + pad)
     ax.axhline(0, color="#212529", lw=0.8)
     ax.set_xticks([k * step + 1.5 for k in range(rows.height)], rows["geo_name_short"].to_list())
     ax.set_ylabel("指数点")
