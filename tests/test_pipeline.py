@@ -98,7 +98,9 @@ def test_the_release_instance_is_one_a_stock_dagster_opens(release, tmp_path):
 def test_rerun_is_byte_identical(fixture_raw, release, tmp_path):
     again = tmp_path / "again"
     assert main(["run", "--raw", str(fixture_raw), "--out", str(again), "--no-report"]) == 0
-    for name in ("indices.parquet", "derived.parquet", "shift_share.parquet"):
+    published = sorted(p.name for p in release.glob("*.parquet"))
+    assert {"indices.parquet", "derived.parquet", "shift_share.parquet", "quarantine.parquet"} <= set(published)
+    for name in published:
         assert (again / name).read_bytes() == (release / name).read_bytes(), name
     assert (release / "report" / "index.html").exists() and not (again / "report").exists()
 
