@@ -10,7 +10,7 @@ from assets.transforms.derived import DERIVED_COLUMNS, MEASURES, derive_measures
 from assets.transforms.shift_share import effects_off, shift_share_table
 from expectations.adapter import submit_suite
 from expectations.outcomes import predicate
-from expectations.suites import DERIVED
+from expectations.suites import DERIVED, SHIFT_SHARE
 
 DERIVED_KEYS_UNIQUE = "derived_keys_are_unique"
 DERIVED_VALUES_VALID = "derived_values_are_valid"
@@ -81,25 +81,29 @@ def check_derived(table: pl.DataFrame, disclosed: pl.DataFrame) -> list:
             predicate(THEIL_ADDS_UP, (gap := theil_off(table)).height == 0, groups_off=gap.height)]
 
 
+SHIFT_SHARE_SUITE = "shift_share_meets_expectations"
 SHIFT_SHARE_CHECKS = {
+    SHIFT_SHARE_SUITE: ("Great Expectations: keys present and unique, metric, period type, level and status from "
+                        "their lists", True),
     EFFECTS_ADD_UP: ("National, industry-mix and competitive effects add up to the change (to 1e-9)", True),
     SHIFT_SHARE_HIDDEN: ("No shift-share row of a suppressed province or city is published", True),
 }
 
 
-@dg.asset(kinds={"polars", "parquet"}, code_version="1", metadata={"preview": True},
+@dg.asset(kinds={"polars", "parquet", "great_expectations"}, code_version="1", metadata={"preview": True},
           check_specs=specs("shift_share", SHIFT_SHARE_CHECKS))
 def shift_share(context: dg.AssetExecutionContext, settings: Settings, disclosed_indices: pl.LazyFrame):
     """Per metric x period x province or city: the change in index points against a year earlier, split into
     national, industry-mix and competitive effects."""
     disclosed = disclosed_indices.collect()
     table = shift_share_table(disclosed)
+    suite = submit_suite(SHIFT_SHARE_SUITE, SHIFT_SHARE, table)  # GX works while Dagster stores the table
     yield dg.Output(table, metadata={"rows_ok": table.filter(pl.col("status") == "ok").height})
     hidden = disclosed.filter((pl.col("status") == "suppressed") & (pl.col("industry") == "all")).select(
         "metric", "period", "period_type", "geo_level", "geo_code")
     leaked = table.filter(pl.col("status") == "ok").join(hidden, on=hidden.columns, how="semi").height
     off = effects_off(table)
     yield from check_results(context, settings.state, "derived", "shift_share",
-                             {None: [predicate(EFFECTS_ADD_UP, off.height == 0, rows_off=off.height),
+                             {None: [suite.result(), predicate(EFFECTS_ADD_UP, off.height == 0, rows_off=off.height),
                                      predicate(SHIFT_SHARE_HIDDEN, leaked == 0, published_from_suppressed=leaked)]},
                              {None: table.height})

@@ -104,3 +104,12 @@ DERIVED = (
     _in_set("status", ["ok", "new", "suppressed"]),
     _in_set("geo_level", LEVELS),
 )
+
+SHIFT_SHARE = (
+    *_not_null("metric", "period", "period_type", "reference_period", "geo_level", "geo_code", "status"),
+    _in_set("metric", ["cloud", "ai"]),
+    _in_set("period_type", ["quarter", "year"]),
+    _in_set("geo_level", ["province", "city"]),
+    _in_set("status", ["ok", "new", "suppressed"]),
+    _unique("metric", "period", "period_type", "geo_level", "geo_code"),
+)

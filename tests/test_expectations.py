@@ -112,3 +112,17 @@ def test_a_frame_larger_than_the_pipe_is_handed_over_while_the_validator_is_busy
         os.kill(busy.process.pid, signal.SIGCONT)
     outcome = pending[0].result()
     assert outcome.metadata["rows"] == 400_000 and not outcome.passed  # the same cells repeat: keys not unique
+
+
+def test_the_shift_share_suite_passes_a_valid_table_and_fails_an_unknown_status():
+    from assets.transforms.shift_share import SHIFT_SHARE_COLUMNS, SHIFT_SHARE_DTYPES
+    from expectations.suites import SHIFT_SHARE
+
+    row = {"metric": "ai", "period": "2021Q1", "period_type": "quarter", "reference_period": "2020Q1",
+           "geo_level": "province", "geo_code": "110000", "geo_name": "北京市", "change": 1.5,
+           "national_effect": 1.0, "industry_mix_effect": 0.25, "competitive_effect": 0.25, "status": "ok"}
+    table = pl.DataFrame([row, {**row, "geo_code": "310000", "status": "suppressed"}],
+                         schema=SHIFT_SHARE_DTYPES).select(SHIFT_SHARE_COLUMNS)
+    assert run_suite("shift_share_test", SHIFT_SHARE, table).passed
+    bad = run_suite("shift_share_test", SHIFT_SHARE, table.with_columns(pl.lit("hidden").alias("status")))
+    assert not bad.passed
