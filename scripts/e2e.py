@@ -448,8 +448,9 @@ def release_facts(first, after_ui, ui_revisions, final, revisions) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- the test
-def run(out: Path, keep: bool = False) -> dict:
-    """The whole story; returns what it saw (timings, the launch, runs, pages, release facts, screenshots)."""
+def run(out: Path, keep: bool = False, work: Path | None = None) -> dict:
+    """The whole story; returns what it saw (timings, the launch, runs, pages, release facts, screenshots). The tiny
+    release and its raw files go to `work` (default OUT/work)."""
     started, timings = time.monotonic(), {}
 
     def lap(name: str, since: float) -> float:
@@ -464,7 +465,7 @@ def run(out: Path, keep: bool = False) -> dict:
     binary = ensure_chromium()
     t = lap("browser", t)
 
-    work = out / "work"
+    work = work or out / "work"
     shutil.rmtree(work, ignore_errors=True)
     raw, release = write_story_raw(work / "raw"), work / "release"
     late = write_late_file(work / "late" / f"usage_{LATE_QUARTER}_late.csv")

@@ -9,6 +9,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_TIMEOUT = 300
+SCRATCH_IN_MEMORY = Path("/dev/shm")
+SCRATCH_NEEDS_BYTES = 4 << 30
+
+
+def pytest_configure(config):
+    """Temporary files in memory when a large tmpfs is there and no --basetemp was given: every release a test builds
+    has its own Dagster instance, whose SQLite storage commits (and syncs to disk) once per stored event, which on a
+    disk costs a small release about as much as all its computing. pytest keeps its usual rotation of session
+    folders (pytest-of-USER/pytest-N, the last three kept); pytest-xdist's workers and the CLI's subprocesses
+    inherit the place. A small tmpfs (Docker's 64 MB /dev/shm) is left alone."""
+    import shutil
+    import tempfile
+
+    if config.option.basetemp or hasattr(config, "workerinput") or not SCRATCH_IN_MEMORY.is_dir():
+        return
+    try:
+        roomy = shutil.disk_usage(SCRATCH_IN_MEMORY).free >= SCRATCH_NEEDS_BYTES
+    except OSError:
+        return
+    if roomy and os.access(SCRATCH_IN_MEMORY, os.W_OK):
+        os.environ["TMPDIR"] = tempfile.tempdir = str(SCRATCH_IN_MEMORY)
 
 
 def run_cli(args: list[str], quiet_warnings: bool = False) -> subprocess.CompletedProcess:

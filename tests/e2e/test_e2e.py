@@ -16,10 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def story():
+def story(tmp_path_factory):
     e2e = load_e2e_script("yunzhi_e2e")
-    try:
-        return e2e, e2e.run(ROOT / "build" / "e2e")
+    try:  # screenshots for humans under build/e2e; the release in the test session's scratch
+        return e2e, e2e.run(ROOT / "build" / "e2e", work=tmp_path_factory.mktemp("e2e_work"))
     except e2e.Skip as exc:
         pytest.skip(f"browser test skipped: {exc}")
 
