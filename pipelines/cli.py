@@ -78,10 +78,14 @@ def parser() -> argparse.ArgumentParser:
                      help="stop before publishing when more than PERCENT of the rows delivered are quarantined "
                           "(default 5; the release keeps the value given)")
     run.add_argument("--privacy-k", type=positive_int, default=None,
-                     help="suppress a cell below national level with usage and fewer than K active accounts "
+                     help="suppress a cell (all but national x all) with usage and fewer than K contributors "
                           "(default 5)")
-    run.add_argument("--privacy-dominance-percent", type=percent, default=None,
-                     help="suppress a cell whose largest account holds more than this percent of it (default 85)")
+    run.add_argument("--privacy-p", type=percent, default=None, metavar="PERCENT",
+                     help="p%% rule: suppress a cell whose total minus its two largest contributions is below "
+                          "PERCENT of the largest (default 10)")
+    run.add_argument("--privacy-protection-percent", type=percent, default=None, metavar="PERCENT",
+                     help="every sensitive cell keeps an interval reaching PERCENT below and above its value "
+                          "against an attacker solving every published equation (default: p)")
     rebase = sub.add_parser("rebase", help="recompute every period of a release against a new base quarter",
                             description="Recompute every period of an existing release with a new base quarter; "
                                         "every changed value is logged in DIR/revisions.parquet.")
@@ -142,7 +146,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
                 done = run_release(args.raw, args.out, skip=_skipped(args), base_period=args.base,
                                    products_path=args.products, tier_scheme=args.tiers,
                                    allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
-                                   privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent,
+                                   privacy_k=args.privacy_k, privacy_p=args.privacy_p,
+                                   privacy_protection_percent=args.privacy_protection_percent,
                                    max_quarantine_share=args.max_quarantine_share)
             else:
                 done = rebase_release(args.out, args.to, args.raw, skip=_skipped(args))

@@ -27,7 +27,10 @@ COLUMNS = {
     "status": "whether the cell is published",
     "base_period": "the base quarter: its national, all-industry value is 100",
     "amount": "consumption in yuan (internal: never published)",
-    "top_account_amount": "consumption in yuan of the cell's largest account (internal, for privacy)",
+    "contributors": "customers with usage behind the cell (an account without customer_id is its own; internal, "
+                    "for privacy)",
+    "top_contributor_amount": "consumption in yuan of the cell's largest customer (internal, for privacy)",
+    "second_contributor_amount": "consumption in yuan of the cell's second largest customer (internal, for privacy)",
     # raw rows and their quarantine
     "quarter": "quarter of usage_date, 2020Q1 (null when the date is invalid)",
     "source_file": "raw file the row came from, relative to the delivered path",
