@@ -74,8 +74,8 @@ def test_indices_equal_to_1e9(engines):
     assert (both["accounts"] == both["accounts_s"]).all()
     assert (both["contributors"] == both["contributors_s"]).all()
     # the customers' file: cust-1 holds three accounts in 440300 x finance, one of them also in 110000
-    cell = a.filter((pl.col("period") == "2020Q3") & (pl.col("geo_code") == "440300") & (pl.col("industry") == "finance")
-                    & (pl.col("metric") == "cloud"))
+    cell = a.filter((pl.col("period") == "2020Q3") & (pl.col("geo_code") == "440300")
+                    & (pl.col("industry") == "finance") & (pl.col("metric") == "cloud"))
     assert cell["accounts"].item() - cell["contributors"].item() >= 2
     assert a.filter(pl.col("period") == "2020Q2")["accounts"].sum() > 0
 

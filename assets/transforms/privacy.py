@@ -31,7 +31,7 @@ import numpy as np
 import polars as pl
 
 from assets.transforms.indices import INDEX_COLUMNS, sort_index_rows
-from assets.transforms.protection import SLACK, Block, Stats, attack, equation_matrix, protect_block
+from assets.transforms.protection import SHARED, SLACK, Block, Stats, attack, equation_matrix, protect_block
 
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]
 # Equation kinds, in the order each round completes them (geo first, then industry).
@@ -228,12 +228,13 @@ def suppression_flags(indices: pl.DataFrame, k: int = 5, p: float = 10.0, q: flo
         if not targets:
             return None
         block = Block(a, rows, cols, x, lb, s)
-        s, reached = protect_block(block, targets, s, stats, known)
+        s, reached = protect_block(block, targets, s, stats, known, group)
         block.release()
         for c, (dn, u) in reached.items():
             down[c], up[c] = dn, u
         return block
 
+    group = _sub_tables(cells, membership)
     t0 = time_module.perf_counter()
     quarter_blocks = [b for b in range(n_blocks) if is_quarter[cells_of[b][0]]]
     solved = {}
@@ -296,6 +297,20 @@ def earlier_versions(indices: pl.DataFrame | None, revisions: pl.DataFrame | Non
     known = (pl.concat(seen).group_by(KEY).agg(pl.col("was_suppressed").any(), pl.col("known_lower").max())
              .with_columns(pl.col("known_lower") if same_base else pl.lit(None, pl.Float64).alias("known_lower")))
     return known.select(list(schema)).cast(schema).sort(KEY)
+
+
+def _sub_tables(cells: pl.DataFrame, membership: pl.DataFrame) -> np.ndarray:
+    """Each cell's sub-table for `protect_block`: a province's cells and its cities' (any industry) form one,
+    tiers, clusters and national cells belong to every one (SHARED)."""
+    province = (membership.filter(pl.col("geo_level") == "province")
+                .select("geo_code", pl.col("entity").alias("_province")))
+    provinces = province.select("_province").unique().sort("_province").with_row_index("_g")
+    tagged = (cells.select("geo_level", "geo_code")
+              .join(province, on="geo_code", how="left", maintain_order="left")
+              .with_columns(pl.when(pl.col("geo_level") == "province").then(pl.col("geo_code"))
+                            .when(pl.col("geo_level") == "city").then(pl.col("_province")).alias("_province"))
+              .join(provinces, on="_province", how="left", maintain_order="left"))
+    return tagged.select(pl.col("_g").cast(pl.Int64).fill_null(SHARED)).to_series().to_numpy()
 
 
 def _from_quarters(quarters_of: dict, solved: dict, cell: int, s: int) -> float:

@@ -1,15 +1,18 @@
 """Protection by linear programming: complementary suppression that withstands an attacker who solves every
-published equation at once, and that attacker (the audit). Pure numpy/scipy; HiGHS through scipy's `linprog`.
+published equation at once, and that attacker (the audit). numpy/scipy, and the HiGHS solver through `highspy`
+(its public API: a model loaded once per problem, then warm-started as bounds and costs change; scipy's
+`linprog(method="highs")` for the rare one-off LP). No dagster.
 
 The published table is a set of cells x >= 0 tied by equations A x = 0 (`privacy.equation_rows`: every geo
 hierarchy, industries -> `all`, quarters -> year). An attacker who knows the published cells and solves every
 equation at once learns, for a suppressed cell i, the interval [min x_i, max x_i] over all x >= lb that agree with
 what is published (lb: 0, or a value the cell had in an earlier version).
 
-**Protection** (`protect`): for each sensitive cell i and each direction s (up, down) find a perturbation d with
+**Protection** (`protect_block`): for each sensitive cell i and each direction s (up, down) find a perturbation d with
 A d = 0, d_i = s t_i, x + d >= lb, minimising sum_j c_j |d_j| where c_j = 0 for cells already suppressed and
 c_j = x_j / mean + 0.01 for published ones (the suppressed total, ties to fewer cells); then suppress every cell
-with d_j != 0 (Fischetti-Salazar's / Kelly's model, solved as an LP per cell and direction). x + d is then a
+with d_j != 0 (Fischetti-Salazar's / Kelly's model, solved as an LP per cell and direction; a city's or
+province's cell first within its province's sub-table, HiTaS-like, the whole block only if that fails). x + d is a
 table that agrees with everything published and puts cell i t_i away from its value, and it stays so when more
 cells are suppressed: protection holds by construction, whatever the order. Each d found is kept as a witness: a
 later cell that some kept d (scaled, or negated) already moves far enough needs no LP.
@@ -21,10 +24,14 @@ t_i is the most it can give (an LP maximising the move), and the cell is counted
 **The attacker** (`attack`): the suppressed cells, linked by the equations that hold them, fall into connected
 components; each component's equations with published values as constants bound its cells exactly as the whole
 system does. For every sensitive cell the LP min and max of its value; every LP solution is a feasible table, so
-it also witnesses bounds of the other cells of its component, and an LP is solved only where no witness suffices.
+it also witnesses bounds of the other cells of its component, and an LP is solved only where no witness suffices
+(first one LP pushing every open cell of the component at once, then one per cell still open).
 """
 from __future__ import annotations
 
+import ctypes
+import os
+import sys
 from dataclasses import dataclass, field
 
 import highspy
@@ -33,10 +40,11 @@ import scipy.sparse as sp
 from scipy.optimize import linprog
 from scipy.sparse.csgraph import connected_components
 
-ZERO = 1e-9  # |d_j| / t_i above this moves cell j (HiGHS' feasibility tolerance is 1e-7 on a scale of 1)
+ZERO = 1e-7  # |d_j| / t above this moves cell j
 SLACK = 1e-6  # relative: an interval within this of its target reaches it
 BATCH_ROUNDS = 20  # LPs that push every open cell of a component at once, before one LP per cell
-MARGIN = 1.0 + 1e-4  # protection aims this much beyond its target, so solver tolerances never leave it short
+SHARED = -2  # `protect_block`'s group of cells in every sub-table
+MARGIN = 1.01  # protection aims 1% beyond its target, so solver tolerances never leave it short
 
 
 @dataclass
@@ -68,6 +76,8 @@ class Block:
     def __init__(self, a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, x: np.ndarray, lb: np.ndarray,
                  suppressed: np.ndarray):
         self.cols = cols
+        self._source = (a, rows, x, lb)
+        self.parts: dict[int, Block] = {}
         sub = a[rows][:, cols].tocsr()
         self.a = sub[np.diff(sub.indptr) > 0]
         self.x, self.room = x[cols], np.maximum(x[cols] - lb[cols], 0.0)
@@ -76,6 +86,8 @@ class Block:
         self.moves: dict[int, list[tuple[int, float]]] = {}  # local cell -> (witness, its move there)
         self.scale: list[tuple[float, float]] = []  # witness -> how far it and its negation can be scaled
         self.highs = None
+        self._fixed: int | None = None
+        self._free = np.zeros(cols.size, dtype=bool)  # cells whose cost is already 0 in the loaded LP
 
     def reach(self, i: int, s: int) -> float:
         """How far (value units) the kept witnesses, scaled or negated, move local cell i in direction s."""
@@ -99,9 +111,10 @@ class Block:
         both = sp.hstack([self.a, -self.a]).tocsc()
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = 2 * m, both.shape[0]
+        self.unit = float(np.median(self.x[self.x > 0])) if (self.x > 0).any() else 1.0  # a typical cell = 1
         lp.col_cost_ = np.concatenate([self.cost, self.cost])
         lp.col_lower_ = np.zeros(2 * m)
-        lp.col_upper_ = np.full(2 * m, highspy.kHighsInf)
+        lp.col_upper_ = np.concatenate([np.full(m, highspy.kHighsInf), self.room / self.unit])
         lp.row_lower_ = lp.row_upper_ = np.zeros(both.shape[0])
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = both.indptr, both.indices, both.data
@@ -111,32 +124,46 @@ class Block:
         self._optimal = highspy.HighsModelStatus.kOptimal
 
     def solve(self, i: int, s: int, t: float, free: np.ndarray, stats: Stats) -> np.ndarray | None:
-        """The cheapest d (in units of t: d_i = s) with A d = 0 and x + t d >= lb, or None if there is none."""
+        """The cheapest move d (value units) with d_i = s t, A d = 0 and x + d >= lb, or None if there is none.
+
+        Between two solves only cell i's bounds (the last cell's are restored) and the costs of cells suppressed
+        since change, so HiGHS starts from the last basis."""
         if self.highs is None:
             self._load()
         m = self.cols.size
-        idx = np.arange(2 * m, dtype=np.int32)
-        lower = np.zeros(2 * m)
-        upper = np.concatenate([np.full(m, self._inf), self.room / t])
-        if s > 0:
-            lower[i] = upper[i] = 1.0
-            upper[m + i] = 0.0
-        else:
-            lower[m + i] = upper[m + i] = 1.0
-            upper[i] = 0.0
-        cost = np.where(free, 0.0, self.cost)
-        self.highs.changeColsBounds(2 * m, idx, lower, upper)
-        self.highs.changeColsCost(2 * m, idx, np.concatenate([cost, cost]))
+        if self._fixed is not None:  # restore the last cell's bounds
+            j = self._fixed
+            self.highs.changeColsBounds(2, np.array([j, m + j], np.int32), np.zeros(2),
+                                        np.array([self._inf, self.room[j] / self.unit]))
+        value = t / self.unit
+        lower, upper = (np.array([value, 0.0]), np.array([value, 0.0])) if s > 0 else \
+            (np.array([0.0, value]), np.array([0.0, value]))
+        self.highs.changeColsBounds(2, np.array([i, m + i], np.int32), lower, upper)
+        self._fixed = i
+        newly = np.flatnonzero(free & ~self._free)
+        if newly.size:
+            both = np.concatenate([newly, m + newly]).astype(np.int32)
+            self.highs.changeColsCost(both.size, both, np.zeros(both.size))
+            self._free |= free
         stats.lps += 1
         self.highs.run()
         if self.highs.getModelStatus() != self._optimal:
             return None
         values = np.asarray(self.highs.getSolution().col_value)
-        return values[:m] - values[m:]
+        return (values[:m] - values[m:]) * self.unit
 
     def release(self) -> None:
         """Free the solver (the witnesses stay)."""
         self.highs = None
+        self.parts = {}
+
+    def part(self, cols: np.ndarray, key: int, suppressed: np.ndarray) -> Block:
+        """The sub-table of this block's cells `cols` (loaded once per key): a move found there, every other cell
+        kept still, is a move of the whole block."""
+        if key not in self.parts:
+            a, rows, x, lb = self._source
+            self.parts[key] = Block(a, rows, cols, x, lb, suppressed)
+        return self.parts[key]
 
     def most(self, i: int, s: int, t: float, stats: Stats) -> float:
         """The largest move of local cell i in direction s (at most t) the table allows with every cell hidden."""
@@ -154,11 +181,30 @@ class Block:
 
 
 def protect_block(block: Block, targets: list[tuple[int, float, float]], suppressed: np.ndarray,
-                  stats: Stats, known=None) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
+                  stats: Stats, known=None, group: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, dict[int, tuple[float, float]]]:
     """Protect each (cell, down target, up target) of a block in turn; returns the suppressed mask (global) and
     each cell's protection as reached (down, up). `known(cell, s)`: how far moves found elsewhere (a year's
-    quarters) already move the cell in direction s."""
+    quarters) already move the cell in direction s.
+
+    `group` (per global cell: a sub-table id >= 0, SHARED for cells in every sub-table, else -1): a cell of a
+    group is first protected within its sub-table (its group's cells and the shared ones, the others kept
+    still: as sound, and far smaller, as HiTaS' sub-tables); only if that has no move is the whole block solved.
+    """
     reached = {}
+
+    def solve(i: int, cell: int, s: int, aim: float) -> np.ndarray | None:
+        g = int(group[cell]) if group is not None else -1
+        if g >= 0:
+            member = (group[block.cols] == g) | (group[block.cols] == SHARED)
+            part = block.part(block.cols[member], g, suppressed)
+            d = part.solve(part.pos[cell], s, aim, suppressed[part.cols], stats)
+            if d is not None:
+                whole = np.zeros(block.cols.size)
+                whole[np.flatnonzero(member)] = d
+                return whole
+        return block.solve(i, s, aim, suppressed[block.cols], stats)
+
     for cell, *want in targets:
         i = block.pos[cell]
         got = []
@@ -171,7 +217,7 @@ def protect_block(block: Block, targets: list[tuple[int, float, float]], suppres
                 got.append(t)
                 continue
             aim = t * MARGIN
-            d = block.solve(i, s, aim, suppressed[block.cols], stats)
+            d = solve(i, cell, s, aim)
             if d is None:  # the table allows less: as much as it allows (just inside, for the solver)
                 stats.limited += 1
                 t = aim = block.most(i, s, t, stats) * (1 - SLACK / 10)
@@ -179,9 +225,9 @@ def protect_block(block: Block, targets: list[tuple[int, float, float]], suppres
                 if d is None:
                     got.append(0.0)
                     continue
-            moved = np.abs(d) > ZERO
+            moved = np.abs(d) > ZERO * aim
             suppressed[block.cols[moved]] = True
-            block.keep(np.where(moved, d * aim, 0.0))
+            block.keep(np.where(moved, d, 0.0))
             got.append(t)
         reached[cell] = (got[0], got[1])
     return suppressed, reached
@@ -285,8 +331,26 @@ def _attacker(sub: sp.csc_matrix, lower: np.ndarray):
     return solver
 
 
+_quiet = []
+
+
 def _highs():
-    solver = highspy.Highs()
+    """A HiGHS instance with logging off. Its first construction in a process prints HiGHS' banner on the C
+    stdout before any option can be set, so that one is made with file descriptor 1 pointed at /dev/null."""
+    if _quiet:
+        solver = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                solver = highspy.Highs()
+                ctypes.CDLL(None).fflush(None)
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _quiet.append(True)
     solver.setOptionValue("output_flag", False)
     solver.setOptionValue("random_seed", 0)
     solver.setOptionValue("threads", 1)

@@ -227,8 +227,8 @@ def with_customer(rows: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def classify_rows(rows: pl.LazyFrame, ref: Reference | Codebook) -> pl.LazyFrame:
-    """Each row with its cleaned `account_key` and `customer_key`, resolved `geo_code`, `province_code`, `industry_code` and
-    `metric_code` (text), and `reason` (null = good): the row-by-row definition of the rules."""
+    """Each row with its cleaned `account_key` and `customer_key`, resolved `geo_code`, `province_code`,
+    `industry_code` and `metric_code` (text), and `reason` (null = good): the row-by-row definition of the rules."""
     classified = _classify(with_customer(rows).with_columns(clean_account(pl.col("account_id")).alias("account_key"),
                                              customer_key(pl.col("customer_id")).alias("customer_key")),
                            codebook(ref), pl.col("account_key"))
