@@ -104,6 +104,10 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="directory to write (quarter=2020Q1/part-*.parquet ...)")
     demo.add_argument("--rows", type=positive_int, default=2_000_000, help="number of rows (default 2,000,000)")
     demo.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
+    demo.add_argument("--sparse", action="store_true",
+                      help="the sparse variant: many small cells, dominant customers, accounts sharing a customer "
+                           "(a customer_id column), so that privacy suppresses many cells; not calibrated for the "
+                           "figures")
     bench_arguments(sub.add_parser("bench", help="time the computation against DuckDB and Dagster's overhead",
                                    description="Generate (or reuse) N raw rows, then time the project's computation, "
                                                "DuckDB on the same work, and the Dagster run, each in its own "
@@ -168,7 +172,7 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
         elif args.command == "demo-data":
             from pipelines.demo.data import write_demo_raw
 
-            summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed)
+            summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed, sparse=args.sparse)
             print(f"raw {args.out}: {summary.get('rows', args.rows)} rows in {time.perf_counter() - started:.1f}s")
         elif args.command == "export":
             from assets.transforms.export import export_release
