@@ -25,7 +25,7 @@ CHECKS = {
 
 
 @dg.asset(partitions_def=quarterly_partitions, backfill_policy=dg.BackfillPolicy.single_run(),
-          kinds={"polars", "parquet", "great_expectations"}, code_version="2", metadata={"preview": True},
+          kinds={"polars", "parquet", "great_expectations"}, code_version="3",
           check_specs=specs("usage_cube", CHECKS))
 def usage_cube(context: dg.AssetExecutionContext, settings: Settings, account_usage: dict):
     """Per quarter, metric, geo entity (every level) and industry (and all): amount in yuan and active accounts."""

@@ -89,10 +89,14 @@ def parser() -> argparse.ArgumentParser:
                      help="stop before publishing when more than PERCENT of the rows delivered are quarantined "
                           "(default 5; the release keeps the value given)")
     run.add_argument("--privacy-k", type=positive_int, default=None,
-                     help="suppress a cell below national level with usage and fewer than K active accounts "
+                     help="suppress a cell (all but national x all) with usage and fewer than K contributors "
                           "(default 5)")
-    run.add_argument("--privacy-dominance-percent", type=percent, default=None,
-                     help="suppress a cell whose largest account holds more than this percent of it (default 85)")
+    run.add_argument("--privacy-p", type=percent, default=None, metavar="PERCENT",
+                     help="p%% rule: suppress a cell whose total minus its two largest contributions is below "
+                          "PERCENT of the largest (default 10)")
+    run.add_argument("--privacy-protection-percent", type=percent, default=None, metavar="PERCENT",
+                     help="every sensitive cell keeps an interval reaching PERCENT below and above its value "
+                          "against an attacker solving every published equation (default: p)")
     run.add_argument("--growth-rank-min-reference", type=non_negative_float, default=None, metavar="POINTS",
                      help="growth ranks leave out cells whose reference value is below POINTS index points, so tiny "
                           "bases do not top the list (default 0.001; the release keeps the value given)")
@@ -114,6 +118,10 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", required=True, help="directory to write (quarter=2020Q1/part-*.parquet ...)")
     demo.add_argument("--rows", type=positive_int, default=2_000_000, help="number of rows (default 2,000,000)")
     demo.add_argument("--seed", type=int, default=2021, help="random seed (default 2021)")
+    demo.add_argument("--sparse", action="store_true",
+                      help="the sparse variant: many small cells, dominant customers, accounts sharing a customer "
+                           "(a customer_id column), so that privacy suppresses many cells; not calibrated for the "
+                           "figures")
     bench_arguments(sub.add_parser("bench", help="time the computation against DuckDB and Dagster's overhead",
                                    description="Generate (or reuse) N raw rows, then time the project's computation, "
                                                "DuckDB on the same work, and the Dagster run, each in its own "
@@ -156,7 +164,8 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
                 done = run_release(args.raw, args.out, skip=_skipped(args), base_period=args.base,
                                    products_path=args.products, tier_scheme=args.tiers,
                                    allow_empty_quarters=args.allow_empty_quarters, engine=args.engine,
-                                   privacy_k=args.privacy_k, privacy_dominance_percent=args.privacy_dominance_percent,
+                                   privacy_k=args.privacy_k, privacy_p=args.privacy_p,
+                                   privacy_protection_percent=args.privacy_protection_percent,
                                    max_quarantine_share=args.max_quarantine_share,
                                    growth_rank_min_reference=args.growth_rank_min_reference)
             else:
@@ -178,7 +187,7 @@ def main(argv: list[str] | None = None, exits_after: bool = False) -> int:
         elif args.command == "demo-data":
             from pipelines.demo.data import write_demo_raw
 
-            summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed)
+            summary = write_demo_raw(args.out, rows=args.rows, seed=args.seed, sparse=args.sparse)
             print(f"raw {args.out}: {summary.get('rows', args.rows)} rows in {time.perf_counter() - started:.1f}s")
         elif args.command == "export":
             from assets.transforms.export import export_release

@@ -206,6 +206,7 @@ class Good:
     industry: str
     account: str
     amount: float
+    customer: str  # the contributor of the privacy rules: customer_id, or the account itself
 
 
 def classify(row: dict, seeds: Seeds) -> tuple[str | None, Good | None]:
@@ -243,7 +244,9 @@ def classify(row: dict, seeds: Seeds) -> tuple[str | None, Good | None]:
     amount = parse_amount(row.get("amount"))
     if amount is None:
         return "invalid_amount", None
-    return None, Good(quarter_of(day), metric, entity, industry, account, amount)
+    customer = text(row.get("customer_id"))
+    return None, Good(quarter_of(day), metric, entity, industry, account, amount,
+                      f"customer:{customer}" if customer is not None else f"account:{account}")
 
 
 def unique_deliveries(paths: list[Path]) -> list[Path]:
@@ -261,7 +264,7 @@ def unique_deliveries(paths: list[Path]) -> list[Path]:
 @dataclass
 class Result:
     cells: dict  # (metric, period, period_type, geo_level, geo_code, industry) -> (value, accounts)
-    top_share: dict  # same key -> the largest account's share of the cell's raw (None where there is no usage)
+    sensitive: dict  # same key -> whether the primary rules (k = 5 customers, p = 10%) hold (None: no usage)
     quarantine: list  # (source_file, source_row, reason)
     rows_in: int
     rows_used: int
@@ -279,9 +282,13 @@ def geo_cells(seeds: Seeds, entity: str, scheme: str) -> list[tuple[str, str]]:
     return out
 
 
-def _top(amounts: dict | None) -> float | None:
+def _sensitive(amounts: dict | None, k: int = 5, p: float = 10.0) -> bool | None:
+    """Fewer than k customers with usage, or total - the two largest < p% of the largest; None without usage."""
     total = sum(amounts.values()) if amounts else 0.0
-    return max(amounts.values()) / total if total > 0 else None
+    if total <= 0:
+        return None
+    ranked = sorted((v for v in amounts.values() if v > 0), reverse=True) + [0.0]
+    return len(ranked) - 1 < k or total - ranked[0] - ranked[1] < p / 100 * ranked[0]
 
 
 def compute(rows: list[dict], seeds: Seeds, base: str | None = None, tier_scheme: str = "five") -> Result:
@@ -308,6 +315,7 @@ def compute(rows: list[dict], seeds: Seeds, base: str | None = None, tier_scheme
 
     sums = defaultdict(float)  # (metric, period, level, code, industry) -> raw
     by_account = defaultdict(lambda: defaultdict(float))  # same key -> account -> raw
+    by_customer = defaultdict(lambda: defaultdict(float))  # same key -> customer -> raw
     geo_memo: dict[str, list] = {}
     for g in good:
         geos = geo_memo.get(g.entity) or geo_memo.setdefault(g.entity, geo_cells(seeds, g.entity, tier_scheme))
@@ -319,6 +327,7 @@ def compute(rows: list[dict], seeds: Seeds, base: str | None = None, tier_scheme
                     if period == g.quarter:
                         sums[key] += g.amount
                     by_account[key][g.account] += g.amount
+                    by_customer[key][g.customer] += g.amount
 
     metrics = [m for m in METRICS if any(g.metric == m for g in good)]
     base_total = {m: sums.get((m, base, "national", "CN", "all"), 0.0) for m in metrics}
@@ -326,7 +335,7 @@ def compute(rows: list[dict], seeds: Seeds, base: str | None = None, tier_scheme
         if total <= 0:
             raise WholeInputError(f"metric {m}: base total is 0")
 
-    cells, top_share = {}, {}
+    cells, sensitive = {}, {}
     industries = ["all", *seeds.industries]
     for m in metrics:
         for level in LEVELS:
@@ -336,10 +345,11 @@ def compute(rows: list[dict], seeds: Seeds, base: str | None = None, tier_scheme
                         key = (m, q, level, code, ind)
                         accts = sum(1 for v in by_account.get(key, {}).values() if v > 0)
                         cells[(m, q, "quarter", level, code, ind)] = (100.0 * sums.get(key, 0.0) / base_total[m], accts)
-                        top_share[(m, q, "quarter", level, code, ind)] = _top(by_account.get(key))
+                        sensitive[(m, q, "quarter", level, code, ind)] = _sensitive(by_customer.get(key))
                     for y in years:
                         value = sum(cells[(m, f"{y}Q{i}", "quarter", level, code, ind)][0] for i in range(1, 5))
                         accts = sum(1 for v in by_account.get((m, y, level, code, ind), {}).values() if v > 0)
                         cells[(m, y, "year", level, code, ind)] = (value, accts)
-                        top_share[(m, y, "year", level, code, ind)] = _top(by_account.get((m, y, level, code, ind)))
-    return Result(cells, top_share, quarantine, len(rows), len(good), quarters, years, base, metrics)
+                        sensitive[(m, y, "year", level, code, ind)] = _sensitive(
+                            by_customer.get((m, y, level, code, ind)))
+    return Result(cells, sensitive, quarantine, len(rows), len(good), quarters, years, base, metrics)

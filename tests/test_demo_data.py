@@ -255,6 +255,27 @@ def test_small_rows_no_bad_and_too_small(tmp_path):
         write_demo_raw(tmp_path / "tiny", rows=1_000)
 
 
+def test_sparse_variant_has_customers_and_small_cells(tmp_path):
+    """demo-data --sparse: the same rows and totals, plus customers shared by accounts and cells with few accounts;
+    the default has no customer column."""
+    import polars as pl
+
+    s = write_demo_raw(tmp_path / "sparse", rows=40_000, seed=7, sparse=True)
+    rows = pl.read_parquet(str(tmp_path / "sparse" / "**" / "*.parquet"))
+    assert s["rows"] == rows.height == 40_000 and "customer_id" in rows.columns
+    good = rows.filter(pl.col("customer_id").is_not_null())
+    per_customer = good.group_by("customer_id").agg(pl.col("account_id").n_unique().alias("n"))
+    assert per_customer["n"].max() >= 3  # customers with several accounts
+    assert good.filter(pl.col("customer_id").str.starts_with("group-"))["region_code"].n_unique() > 5  # spread
+    # small cells: many (city code, industry, quarter) groups with fewer than 5 accounts
+    cells = rows.group_by("region_code", "industry", pl.col("usage_date").dt.quarter()).agg(
+        pl.col("account_id").n_unique().alias("n"))
+    assert (cells["n"] < 5).mean() > 0.5
+    default = write_demo_raw(tmp_path / "default", rows=40_000, seed=7)
+    assert "customer_id" not in pl.read_parquet(str(tmp_path / "default" / "**" / "*.parquet")).columns
+    assert default["rows"] == 40_000
+
+
 # ------------------------------------------------------------------------------------------------ calibration (1)
 AI_SERIES = [100.0, 118.56, 212.93, 192.96, 193.00]
 PROV_AI_2021Q1 = {"北京": 57.23, "广东": 51.74, "上海": 26.76, "四川": 10.38, "江苏": 8.21,

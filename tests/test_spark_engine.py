@@ -29,6 +29,16 @@ MESSY_CSV = """usage_date,account_id,region_code,industry,product,metric,amount
 not a date,csv-j,440300,gaming,,cloud,1
 """
 
+# accounts grouped into customers (privacy's contributors), with spaces and an empty id (the account alone)
+CUSTOMERS_CSV = """usage_date,account_id,region_code,industry,product,metric,amount,customer_id
+2020-08-02,cu-a,440300,finance,,cloud,10,cust-1
+2020-08-03,cu-b,440300,finance,,cloud,20, cust-1
+2020-08-04,cu-c,440300,finance,,cloud,30,cust-1
+2020-08-05,cu-c,110000,finance,,cloud,5,cust-1
+2020-08-06,cu-d,440300,finance,,cloud,7,
+2020-08-07,cu-e,440300,finance,,cloud,9,cust-2
+"""
+
 
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory):
@@ -40,6 +50,7 @@ def engines(tmp_path_factory):
     write_demo_raw(raw, rows=40_000, seed=11)
     (raw / "extra").mkdir()
     (raw / "extra" / "late.csv").write_text(MESSY_CSV, encoding="utf-8")
+    (raw / "extra" / "customers.csv").write_text(CUSTOMERS_CSV, encoding="utf-8")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         spark = spark_cube.session("local[2]")
@@ -56,11 +67,16 @@ def test_indices_equal_to_1e9(engines):
     assert a.height == b.height > 0
     both = a.join(b, on=KEYS, suffix="_s", how="full", coalesce=True)
     assert both.height == a.height
-    for col in ("value", "amount", "top_account_amount"):
+    for col in ("value", "amount", "top_contributor_amount", "second_contributor_amount"):
         a_, b_ = pl.col(col), pl.col(f"{col}_s")
         worst = both.select(((a_ - b_).abs() / pl.max_horizontal(a_.abs(), b_.abs(), pl.lit(1e-300))).max()).item()
         assert worst <= 1e-9, (col, worst)
     assert (both["accounts"] == both["accounts_s"]).all()
+    assert (both["contributors"] == both["contributors_s"]).all()
+    # the customers' file: cust-1 holds three accounts in 440300 x finance, one of them also in 110000
+    cell = a.filter((pl.col("period") == "2020Q3") & (pl.col("geo_code") == "440300")
+                    & (pl.col("industry") == "finance") & (pl.col("metric") == "cloud"))
+    assert cell["accounts"].item() - cell["contributors"].item() >= 2
     assert a.filter(pl.col("period") == "2020Q2")["accounts"].sum() > 0
 
 

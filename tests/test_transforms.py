@@ -12,7 +12,7 @@ from assets.transforms.errors import InputError
 from assets.transforms.ingest.read import parse_usage_date
 from assets.transforms.quarters import quarters_between
 from assets.transforms.reference import load_reference
-from assets.transforms.validate import aggregate_account_usage, classify_rows
+from assets.transforms.validate import aggregate_account_usage, classify_rows, usage_and_quarantine
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,27 @@ def test_cube_counts_distinct_accounts_at_each_level(ref):
     assert cell[("province", "440000", "all")]["accounts"] == 1  # one account in two cities; b has amount 0
     assert cell[("province", "440000", "all")]["amount"] == 3.0
     assert cell[("city", "440300", "finance")]["accounts"] == 1
-    assert cell[("national", "CN", "all")]["top_account_amount"] == 3.0
+    assert cell[("national", "CN", "all")]["top_contributor_amount"] == 3.0
+    assert cell[("national", "CN", "all")]["second_contributor_amount"] == 0.0  # b's 0.0
+    assert cell[("national", "CN", "all")]["contributors"] == 1
+
+
+def test_cube_contributors_are_customers(ref):
+    """Accounts a and b are one customer; c is its own: 2 contributors, 3 accounts, the two largest customers."""
+    rows = _rows(account_id=["a", "b", "c", "b"], customer_id=["cust", " cust ", "", "cust"],
+                 region_code=["440300", "440100", "440300", "440300"], amount=[1.0, 2.0, 4.0, 0.5])
+    usage = aggregate_account_usage(classify_rows(rows.lazy(), ref))
+    cube = build_cube(usage, ref).collect()
+    cell = {(r["geo_level"], r["geo_code"], r["industry"]): r for r in cube.iter_rows(named=True)}
+    province = cell[("province", "440000", "all")]
+    assert (province["accounts"], province["contributors"]) == (3, 2)
+    assert (province["top_contributor_amount"], province["second_contributor_amount"]) == (4.0, 3.5)
+    city = cell[("city", "440300", "other")]
+    assert (city["accounts"], city["contributors"], city["top_contributor_amount"],
+            city["second_contributor_amount"]) == (3, 2, 4.0, 1.5)
+    fast, _ = usage_and_quarantine(rows.lazy(), ref)
+    assert build_cube(fast.lazy(), ref).collect().sort("geo_level", "geo_code", "industry").equals(
+        cube.sort("geo_level", "geo_code", "industry"))
 
 
 def test_indices_are_relative_to_the_base_national_total(ref):

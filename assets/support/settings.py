@@ -51,11 +51,15 @@ class Settings(dg.ConfigurableResource):
     engine: Optional[str] = Field(default=None, pattern=r"^(polars|spark)?$", description="Row-level engine of "
                                                          "account_usage and usage_cube (a new release): 'polars' "
                                                          "(the default; streaming, this machine) or 'spark'")
-    privacy_k: Optional[int] = Field(default=None, ge=1, description="Suppress a cell below national level with "
-                                     "usage and fewer than this many active accounts (a new release; default 5)")
-    privacy_dominance_percent: Optional[float] = Field(default=None, gt=0, le=100, description="Suppress a cell "
-                                                       "whose largest account holds more than this percent of it (a "
-                                                       "new release; default 85)")
+    privacy_k: Optional[int] = Field(default=None, ge=1, description="Suppress a cell (all but national x all) "
+                                     "with usage and fewer than this many contributors (customers; a new release; "
+                                     "default 5)")
+    privacy_p: Optional[float] = Field(default=None, gt=0, le=100, description="p% rule: suppress a cell whose "
+                                       "total minus its two largest contributions is below p% of the largest (a new "
+                                       "release; default 10)")
+    privacy_protection_percent: Optional[float] = Field(default=None, ge=0, le=100, description="q: every "
+                                                        "suppressed sensitive cell keeps an interval reaching q% "
+                                                        "below and above its value (a new release; 0 or empty = p)")
     allow_empty_quarters: Optional[bool] = Field(default=None, description="Publish zeros for a quarter with no "
                                                  "rows inside the range instead of stopping (kept by the release)")
     max_quarantine_share: Optional[float] = Field(default=None, ge=0, le=100, description="Stop before publishing "

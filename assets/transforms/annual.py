@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from assets.transforms.cube import cube_quarter
+from assets.transforms.cube import PRIVACY_COLUMNS, cube_quarter
 from assets.transforms.indices import INDEX_COLUMNS, sort_index_rows
 from assets.transforms.reference import Reference
 
@@ -21,8 +21,9 @@ def year_account_usage(quarters: list[pl.LazyFrame]) -> pl.LazyFrame:
     most accounts bill in every quarter, so summing first (exact decimals: the same sums in any order) leaves the
     cube a third of the rows to expand over every geo level.
     """
-    return (pl.concat([q.select("metric", "geo_code", "industry", "account_id", "amount") for q in quarters])
-            .group_by("metric", "geo_code", "industry", "account_id").agg(pl.col("amount").sum())
+    return (pl.concat([q.select("metric", "geo_code", "industry", "account_id", "customer_id", "amount")
+                       for q in quarters])
+            .group_by("metric", "geo_code", "industry", "account_id", "customer_id").agg(pl.col("amount").sum())
             .collect(engine="streaming").lazy())
 
 
@@ -35,10 +36,11 @@ def sum_quarters_to_year(quarterly: list[pl.DataFrame], year_cube: pl.DataFrame,
     for quarter in quarterly[1:]:
         summed = (summed.join(quarter.select(*keys, pl.col("value").alias("v"), pl.col("amount").alias("a")), on=keys)
                   .with_columns(pl.col("value") + pl.col("v"), pl.col("amount") + pl.col("a")).drop("v", "a"))
-    return (summed.join(year_cube.select(*keys, "accounts", "top_account_amount"), on=keys, how="left")
-            .with_columns(pl.col("accounts").fill_null(0).cast(pl.Int64), pl.col("top_account_amount").fill_null(0.0),
+    return (summed.join(year_cube.select(*keys, "accounts", *PRIVACY_COLUMNS), on=keys, how="left")
+            .with_columns(pl.col("accounts").fill_null(0).cast(pl.Int64), pl.col("contributors").fill_null(0),
+                          pl.col("top_contributor_amount", "second_contributor_amount").fill_null(0.0),
                           pl.lit(year).alias("period"), pl.lit("year").alias("period_type"))
-            .select(*INDEX_COLUMNS, "amount", "top_account_amount")
+            .select(*INDEX_COLUMNS, "amount", *PRIVACY_COLUMNS)
             .pipe(sort_index_rows))
 
 

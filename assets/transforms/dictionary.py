@@ -27,7 +27,10 @@ COLUMNS = {
     "status": "whether the cell is published",
     "base_period": "the base quarter: its national, all-industry value is 100",
     "amount": "consumption in yuan (internal: never published)",
-    "top_account_amount": "consumption in yuan of the cell's largest account (internal, for privacy)",
+    "contributors": "customers with usage behind the cell (an account without customer_id is its own; internal, "
+                    "for privacy)",
+    "top_contributor_amount": "consumption in yuan of the cell's largest customer (internal, for privacy)",
+    "second_contributor_amount": "consumption in yuan of the cell's second largest customer (internal, for privacy)",
     # raw rows and their quarantine
     "quarter": "quarter of usage_date, 2020Q1 (null when the date is invalid)",
     "source_file": "raw file the row came from, relative to the delivered path",
@@ -51,7 +54,7 @@ COLUMNS = {
     "min_date": "earliest usage_date", "max_date": "latest usage_date",
     "min_amount": "smallest amount (yuan)", "max_amount": "largest amount (yuan)", "sum_amount": "sum of amounts (yuan)",
     **{f"null_{c}": f"rows with no {c}" for c in ("usage_date", "account_id", "region_code", "industry", "product",
-                                                  "metric", "amount")},
+                                                  "metric", "amount", "customer_id")},
     # account-level usage, base totals
     "province_code": "province of the city-level geo_code",
     "base_amount": "national, all-industry consumption of the base quarter in yuan: the index denominator",
@@ -83,6 +86,8 @@ COLUMNS = {
 BY_TABLE = {
     "account_usage": {"amount": "consumption in yuan, summed exactly per account and cell",
                       "rows": "raw rows summed into this row", "account_id": "account id (operator-only)",
+                      "customer_id": "customer the account belongs to, privacy's contributor (operator-only; null: "
+                                     "the account is its own customer)",
                       "geo_code": "city-level entity: a city code or <province code>U",
                       "industry": "industry code (other when the raw value was empty)",
                       "metric": "cloud or ai, from the row's metric or its product"},

@@ -1,38 +1,37 @@
 """Privacy: which published cells must be hidden (CONTRACT.md "Privacy").
 
-Primary suppression: a cell below national level with usage (amount > 0) and fewer than `k` active accounts, or
-whose largest account holds more than `dominance` (a fraction) of it. Cells without usage are 0, never suppressed.
+Primary (sensitive) cells: every cell but national x `all`, with usage (amount > 0), and fewer than k contributors
+or failing the p% rule: total - the two largest contributions < p% of the largest. A contributor is a customer
+(the cube's `contributors`, `top_contributor_amount`, `second_contributor_amount`). Cells without usage are 0,
+never suppressed; national x `all` is always published.
 
-Complementary suppression: every published hierarchy is a set of linear equations between published cells:
+Every published hierarchy is a set of linear equations between cells (`equation_rows`):
 
 - geo, per metric x period x industry: province = its cities (`<province>U` included), tier = its cities,
   cluster = its member cities (clusters overlap), national = provinces, = cities, = tiers;
 - industry, per metric x period x entity: `all` = the 18 industries;
 - time, per metric x complete year x entity x industry: year = its four quarters.
 
-An equation with exactly one suppressed cell gives it away (parent minus published siblings), so every equation
-must hold zero or at least two suppressed cells. Quarters are made safe on their own: while some quarter equation
-holds exactly one suppressed cell, a complement is added to it (never a national cell, never a zero cell: those are
-published as 0, so with no sibling with usage left the parent is taken), chosen deterministically: the smallest
-amount, then the cell that closes the most open equations, then the published order of keys. This repeats to a fixed point. A quarter's equations involve only that quarter's
-cells, so a quarter's pattern depends on that quarter's data alone: later data never changes an earlier quarter.
-
-Years follow their quarters: a year cell is suppressed when it is itself primary or when any of its quarters is
-suppressed, so the year is the complement in the time hierarchy and never a published quarter. This also makes
-every year equation safe: a suppressed year cell has a suppressed quarter, whose quarter equation holds a second
-suppressed cell, whose year cell is then suppressed too. (A primary year cell always has a primary quarter: fewer
-than k accounts over the year means fewer in every quarter; an account above p% of the year is above p% in some
-quarter.) `exposed_cells` audits a disclosed table against all equations.
-
-The work is vectorised: the equations are one long (equation, cell) table built with polars joins, and each round
-counts suppressed cells per equation with numpy bincounts.
+Complementary suppression (`assets/transforms/protection.py`) gives each sensitive cell an interval of at least
+q% of its value below and above, under all these equations at once and x >= 0. Quarters are protected one by one
+with their own cells only, so a quarter's pattern depends on its own data (and what earlier versions suppressed):
+later data never changes an earlier quarter. A year cell is suppressed when any of its quarters is (the year is
+the complement in time: a quarter's perturbation moves its year by as much, which keeps every year equation); a
+sensitive year cell is then protected moving its year's cells and its quarters' suppressed cells only. `audit` is
+the attacker: the LP interval of every sensitive cell from what the table publishes. `exposed_cells` is the
+one-equation subtraction attack (a special case of the audit, kept for the tests).
 """
 from __future__ import annotations
+
+import time as time_module
+from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
 
 from assets.transforms.indices import INDEX_COLUMNS, sort_index_rows
+from assets.transforms.protection import SHARED, SLACK, Block, Stats, attack, equation_matrix, protect_block
 
 KEY = ["metric", "period", "period_type", "geo_level", "geo_code", "industry"]
 # Equation kinds, in the order each round completes them (geo first, then industry).
@@ -40,7 +39,6 @@ GEO_KINDS = ("province", "national_province", "tier", "national_tier", "cluster"
 KINDS = (*GEO_KINDS, "industry", "time")
 KIND_CODE = {kind: i for i, kind in enumerate(KINDS)}
 PARTITION_LEVELS = ("province", "tier")  # every city in exactly one entity: national = the sum of the level
-MAX_ROUNDS = 100
 
 
 def combine_periods(quarterly: list[pl.DataFrame], annual: pl.DataFrame | None) -> pl.DataFrame:
@@ -87,8 +85,9 @@ def geo_equations(membership: pl.DataFrame) -> pl.DataFrame:
                         pl.lit(f"national_{level}").alias("kind")))
     table = pl.concat([sums, *[p.select(sums.columns) for p in parts]])
     ids = (table.select("kind", "parent").unique().sort("kind", "parent").with_row_index("geq"))
-    return (table.join(ids, on=["kind", "parent"]).select("geq", "kind", pl.col("level").alias("geo_level"),
-                                                           "geo_code")
+    return (table.join(ids, on=["kind", "parent"])
+            .select("geq", "kind", pl.col("level").alias("geo_level"), "geo_code",
+                    (pl.col("level") == pl.col("geo_level")).alias("is_parent"))
             .unique().sort("geq", "geo_level", "geo_code"))
 
 
@@ -97,8 +96,20 @@ def _codes(frame: pl.DataFrame, cols: list[str], name: str) -> tuple[pl.DataFram
     return frame.join(values.with_columns(pl.col(name).cast(pl.Int64)), on=cols, how="left"), values.height
 
 
-def equation_rows(cells: pl.DataFrame, membership: pl.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Every (equation, cell) pair of the published hierarchies: arrays eq, cid, kind code and the equation count.
+@dataclass(frozen=True)
+class Equations:
+    """Every (equation, cell) pair of the published hierarchies: equation, cell (cid), kind code, sign (+1 the
+    parent, -1 a child), and the number of equation ids (some unused)."""
+
+    eq: np.ndarray
+    cid: np.ndarray
+    kind: np.ndarray
+    sign: np.ndarray
+    n_eq: int
+
+
+def equation_rows(cells: pl.DataFrame, membership: pl.DataFrame) -> Equations:
+    """Every (equation, cell) pair of the published hierarchies.
 
     `cells` holds KEY and `cid` (its row number). An equation is kept only if all its cells are in the table.
     """
@@ -113,7 +124,7 @@ def equation_rows(cells: pl.DataFrame, membership: pl.DataFrame) -> tuple[np.nda
     geo_rows = (frame.join(geo, on=["geo_level", "geo_code"])
                 .select((((pl.col("m_i") * n_p + pl.col("p_i")) * n_i + pl.col("i_i")) * n_geq
                          + pl.col("geq")).alias("eq"), "cid", "geq",
-                        pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64)))
+                        pl.col("kind").replace_strict(KIND_CODE, return_dtype=pl.Int64), "is_parent"))
     offset = n_m * n_p * n_i * max(n_geq, 1)
     ind_rows = frame.select((offset + (pl.col("m_i") * n_p + pl.col("p_i")) * n_e + pl.col("g_i")).alias("eq"),
                             "cid", (pl.col("industry") == "all").alias("parent"))
@@ -141,106 +152,214 @@ def equation_rows(cells: pl.DataFrame, membership: pl.DataFrame) -> tuple[np.nda
     kind = np.concatenate([geo_rows["kind"].to_numpy()[g_keep],
                            np.full(int(i_keep.sum()), KIND_CODE["industry"], dtype=np.int64),
                            np.full(int(t_keep.sum()), KIND_CODE["time"], dtype=np.int64)])
-    return eq, cid, kind, n_eq
+    parent = np.concatenate([geo_rows["is_parent"].to_numpy()[g_keep], i_parent[i_keep], t_parent[t_keep]])
+    return Equations(eq, cid, kind, np.where(parent, 1.0, -1.0), n_eq)
 
 
 def _prepare(indices: pl.DataFrame) -> pl.DataFrame:
     return sort_index_rows(indices).with_row_index("cid").with_columns(pl.col("cid").cast(pl.Int64))
 
 
-def primary(cells: pl.DataFrame, k: int, dominance: float) -> pl.Series:
-    """Below national, with usage, and fewer than k active accounts or the largest account above p%."""
-    return cells.select(((pl.col("geo_level") != "national") & (pl.col("amount") > 0)
-                         & ((pl.col("accounts") < k)
-                            | (pl.col("top_account_amount") > dominance * pl.col("amount"))))
+def primary(cells: pl.DataFrame, k: int, p: float) -> pl.Series:
+    """Every cell but national x `all`, with usage, and fewer than k contributors or failing the p% rule (the
+    total minus its two largest contributions below p% of the largest)."""
+    rest = pl.col("amount") - pl.col("top_contributor_amount") - pl.col("second_contributor_amount")
+    return cells.select((~((pl.col("geo_level") == "national") & (pl.col("industry") == "all"))
+                         & (pl.col("amount") > 0)
+                         & ((pl.col("contributors") < k) | (rest < p / 100.0 * pl.col("top_contributor_amount"))))
                         .fill_null(False).alias("primary")).to_series()
 
 
-def _rows_of(cells: np.ndarray, indptr: np.ndarray) -> np.ndarray:
-    """Positions, in the cid-sorted row order, of every equation row of `cells` (CSR gather)."""
-    starts, ends = indptr[cells], indptr[cells + 1]
-    lengths = ends - starts
-    if not lengths.sum():
-        return np.zeros(0, dtype=np.int64)
-    shift = np.repeat(starts - np.cumsum(np.r_[0, lengths[:-1]]), lengths)
-    return np.arange(int(lengths.sum()), dtype=np.int64) + shift
+def _blocks(cells: pl.DataFrame) -> np.ndarray:
+    return cells.select(pl.struct("metric", "period").rank("dense") - 1).to_series().to_numpy().astype(np.int64)
 
 
-def complementary(suppressed: np.ndarray, amount: np.ndarray, eligible: np.ndarray, eq: np.ndarray,
-                  cid: np.ndarray, kind: np.ndarray, n_eq: int, kinds: tuple[str, ...] = KINDS[:-1]) -> np.ndarray:
-    """Add complements until no equation of `kinds` holds exactly one suppressed cell (or none can be added).
+def _grouped(keys: np.ndarray, n: int) -> list[np.ndarray]:
+    """Positions of `keys` (0..n-1) grouped by key, each group ascending."""
+    order = np.argsort(keys, kind="stable")
+    bounds = np.searchsorted(keys[order], np.arange(n + 1))
+    return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
 
-    Each step takes one kind of equation; for every open equation (exactly one suppressed cell) of that kind it
-    suppresses the first eligible cell by: usage before zero, smallest amount, most open equations closed, cid.
+
+def suppression_flags(indices: pl.DataFrame, k: int = 5, p: float = 10.0, q: float | None = None,
+                      membership: pl.DataFrame | None = None, previous: pl.DataFrame | None = None,
+                      stats: Stats | None = None) -> pl.DataFrame:
+    """The sorted table with `cid`, `primary`, `suppressed`, the protection reached (`protect_down`,
+    `protect_up`, value units) and `known_lower` (before values are blanked).
+
+    `previous` (KEY, `was_suppressed`, `known_lower`): what earlier versions of the release published; a cell
+    suppressed then stays suppressed, and a value published then (same base) is a lower bound the attacker knows.
+    Quarters are protected each on its own (its cells only: the year is the complement in time), then each year
+    moving its own cells and its quarters' suppressed cells only, so no published quarter ever changes.
     """
-    s = suppressed.copy()
-    n = s.size
-    active = np.isin(kind, [KIND_CODE[x] for x in kinds])
-    eq, cid, kind = eq[active], cid[active], kind[active]
-    by_cid = np.argsort(cid, kind="stable")
-    eq_by_cid = eq[by_cid]
-    indptr = np.searchsorted(cid[by_cid], np.arange(n + 1))
-    count = np.bincount(eq, weights=s[cid], minlength=n_eq).astype(np.int64)
-    zero = amount <= 0
-    by_kind = [np.flatnonzero(kind == KIND_CODE[x]) for x in kinds]
-    for _ in range(MAX_ROUNDS):
-        added = 0
-        for where in by_kind:
-            open_eq = count == 1
-            sel = where[open_eq[eq[where]]]
-            sel = sel[~s[cid[sel]] & eligible[cid[sel]]]
-            if not sel.size:
-                continue
-            r_eq, r_c = eq[sel], cid[sel]
-            candidates = np.unique(r_c)
-            rows = _rows_of(candidates, indptr)
-            owner = np.repeat(candidates, indptr[candidates + 1] - indptr[candidates])
-            closes = np.zeros(n, dtype=np.int64)
-            np.add.at(closes, owner, open_eq[eq_by_cid[rows]])
-            order = np.lexsort((r_c, -closes[r_c], amount[r_c], zero[r_c], r_eq))
-            r_eq, r_c = r_eq[order], r_c[order]
-            chosen = np.unique(r_c[np.flatnonzero(np.r_[True, r_eq[1:] != r_eq[:-1]])])
-            s[chosen] = True
-            count += np.bincount(eq_by_cid[_rows_of(chosen, indptr)], minlength=n_eq)
-            added += chosen.size
-        if not added:
-            break
-    return s
-
-
-def suppression_flags(indices: pl.DataFrame, k: int = 5, dominance: float = 0.85,
-                      membership: pl.DataFrame | None = None) -> pl.DataFrame:
-    """The sorted table with `cid`, `primary` and `suppressed` (before values are blanked)."""
+    stats = stats if stats is not None else Stats()
+    q = p if q is None else q
     cells = _prepare(indices)
+    if previous is not None and previous.height:
+        cells = cells.join(previous.select(*KEY, "was_suppressed", "known_lower"), on=KEY, how="left",
+                           maintain_order="left")
+    else:
+        cells = cells.with_columns(pl.lit(None, pl.Boolean).alias("was_suppressed"),
+                                   pl.lit(None, pl.Float64).alias("known_lower"))
+    cells = cells.with_columns(pl.col("was_suppressed").fill_null(False), pl.col("known_lower").fill_null(0.0))
     membership = infer_membership(cells) if membership is None else membership
-    prim = primary(cells, k, dominance).to_numpy()
-    eq, cid, kind, n_eq = equation_rows(cells, membership)
-    amount = cells["amount"].fill_null(0.0).to_numpy()
+    prim = primary(cells, k, p).to_numpy()
+    eqs = equation_rows(cells, membership)
+    n = cells.height
+    a = equation_matrix(eqs.eq, eqs.cid, eqs.sign, eqs.n_eq, n)
+    x = cells["value"].fill_null(0.0).to_numpy().astype(float)
+    lb = np.minimum(cells["known_lower"].to_numpy(), x)
+    fixed = ((cells["geo_level"] == "national") & (cells["industry"] == "all")).to_numpy() | (x <= 0)
     is_quarter = (cells["period_type"] == "quarter").to_numpy()
-    # a zero cell is published as 0, never suppressed (CONTRACT.md): with no usage sibling left, the parent goes
-    eligible = (cells["geo_level"] != "national").to_numpy() & is_quarter & (amount > 0)
-    quarter_rows = is_quarter[cid]
-    s = complementary(prim & is_quarter, amount, eligible, eq[quarter_rows], cid[quarter_rows],
-                      kind[quarter_rows], n_eq)
-    # The year follows its quarters (the time hierarchy's complement is always the year).
-    time = kind == KIND_CODE["time"]
-    any_quarter = np.bincount(eq[time], weights=(s & is_quarter)[cid[time]], minlength=n_eq) > 0
-    years = np.zeros(s.size, dtype=bool)
-    years[cid[time]] = any_quarter[eq[time]] & ~is_quarter[cid[time]]
-    s = s | years | (prim & ~is_quarter)
-    return cells.with_columns(pl.Series("primary", prim), pl.Series("suppressed", s))
+    s = (prim | cells["was_suppressed"].to_numpy()) & ~fixed
+    down, up = np.zeros(n), np.zeros(n)
+    block = _blocks(cells)
+    n_blocks = int(block.max()) + 1 if n else 0
+    cells_of = _grouped(block, n_blocks)
+    time = eqs.kind == KIND_CODE["time"]
+    eq_block = np.full(eqs.n_eq, -1)
+    eq_block[eqs.eq[~time]] = block[eqs.cid[~time]]
+    # equation ids of each block (time equations and unused ids go to an extra group, dropped)
+    rows_of = _grouped(np.where(eq_block < 0, n_blocks, eq_block), n_blocks + 1)[:n_blocks]
+
+    def run(cols: np.ndarray, rows: np.ndarray, sensitive: np.ndarray, known=None) -> Block | None:
+        nonlocal s
+        targets = [(int(c), min(q / 100.0 * x[c], x[c] - lb[c]), q / 100.0 * x[c]) for c in sensitive]
+        if not targets:
+            return None
+        block = Block(a, rows, cols, x, lb, s)
+        s, reached = protect_block(block, targets, s, stats, known, group)
+        block.release()
+        for c, (dn, u) in reached.items():
+            down[c], up[c] = dn, u
+        return block
+
+    group = _sub_tables(cells, membership)
+    t0 = time_module.perf_counter()
+    quarter_blocks = [b for b in range(n_blocks) if is_quarter[cells_of[b][0]]]
+    solved = {}
+    for b in quarter_blocks:
+        members = cells_of[b]
+        solved[b] = run(members[~fixed[members]], rows_of[b], members[prim[members]])
+    # the year follows its quarters: a quarter's d moves its year cell by as much (year = sum of its quarters)
+    t_eq, t_cid = eqs.eq[time], eqs.cid[time]
+    any_quarter = np.bincount(t_eq, weights=(s & is_quarter)[t_cid], minlength=eqs.n_eq) > 0
+    follows = np.zeros(n, dtype=bool)
+    follows[t_cid] = any_quarter[t_eq] & ~is_quarter[t_cid]
+    s |= follows & ~fixed
+    # each year cell's quarter cells: a quarter's witnesses move the year cell by as much, and the quarters'
+    # witnesses add up (their cells are disjoint), so a year cell may need no LP of its own
+    t_parent = eqs.sign[time] > 0
+    year_of_eq = np.full(eqs.n_eq, -1)
+    year_of_eq[t_eq[t_parent]] = t_cid[t_parent]
+    quarters_of: dict[int, list[tuple[int, int]]] = {}
+    for e, c in zip(t_eq[~t_parent], t_cid[~t_parent]):
+        quarters_of.setdefault(int(year_of_eq[e]), []).append((int(block[c]), int(c)))
+    stats.seconds["quarters"] = time_module.perf_counter() - t0
+    t0 = time_module.perf_counter()
+    metric_period = cells.select("metric", "period").to_numpy()
+    for b in range(n_blocks):
+        members = cells_of[b]
+        if is_quarter[members[0]] or not prim[members].any():
+            continue
+        metric, year = metric_period[members[0]]
+        quarters = [qb for qb in quarter_blocks if metric_period[cells_of[qb][0]][0] == metric
+                    and str(metric_period[cells_of[qb][0]][1]).startswith(year)]
+        q_cells = np.concatenate([cells_of[qb] for qb in quarters]) if quarters else np.zeros(0, np.int64)
+        cols = np.concatenate([members[~fixed[members]], q_cells[s[q_cells]]])
+        year_time = np.unique(t_eq[np.isin(t_cid, members)])
+        rows = np.concatenate([rows_of[b], *[rows_of[qb] for qb in quarters], year_time])
+        run(np.sort(cols), rows, members[prim[members]], partial(_from_quarters, quarters_of, solved))
+    stats.seconds["years"] = time_module.perf_counter() - t0
+    return cells.with_columns(pl.Series("primary", prim), pl.Series("suppressed", s), pl.Series("protect_down", down),
+                              pl.Series("protect_up", up), pl.Series("known_lower", lb))
 
 
-def disclose(indices: pl.DataFrame, k: int = 5, dominance: float = 0.85,
-             membership: pl.DataFrame | None = None) -> pl.DataFrame:
+def earlier_versions(indices: pl.DataFrame | None, revisions: pl.DataFrame | None, base: str) -> pl.DataFrame:
+    """What earlier published versions of a release say about each cell: `was_suppressed` (in any version) and
+    `known_lower`, the largest value published for it against the same base (late data only adds non-negative
+    amounts under a frozen base, so an earlier value is a lower bound of today's; values from before a rebase are
+    on another scale and are left out)."""
+    schema = {**{k: pl.String for k in KEY}, "was_suppressed": pl.Boolean, "known_lower": pl.Float64}
+    if indices is None or not indices.height:
+        return pl.DataFrame(schema=schema)
+    same_base = bool((indices["base_period"] == base).all())
+    seen = [indices.select(*KEY, (pl.col("status") == "suppressed").alias("was_suppressed"),
+                           pl.when(pl.col("status") == "ok").then(pl.col("value")).alias("known_lower"))]
+    if revisions is not None and revisions.height:
+        rebased = revisions.with_row_index("_i").filter(pl.col("reason") == "rebase")["_i"]
+        since = int(rebased.max()) + 1 if rebased.len() else 0
+        for which in ("old", "new"):
+            seen.append(revisions.with_row_index("_i").select(
+                *KEY, (pl.col(f"{which}_status") == "suppressed").alias("was_suppressed"),
+                pl.when((pl.col(f"{which}_status") == "ok") & (pl.col("_i") >= since))
+                .then(pl.col(f"{which}_value")).alias("known_lower")))
+    known = (pl.concat(seen).group_by(KEY).agg(pl.col("was_suppressed").any(), pl.col("known_lower").max())
+             .with_columns(pl.col("known_lower") if same_base else pl.lit(None, pl.Float64).alias("known_lower")))
+    return known.select(list(schema)).cast(schema).sort(KEY)
+
+
+def _sub_tables(cells: pl.DataFrame, membership: pl.DataFrame) -> np.ndarray:
+    """Each cell's sub-table for `protect_block`: a province's cells and its cities' (any industry) form one,
+    tiers, clusters and national cells belong to every one (SHARED)."""
+    province = (membership.filter(pl.col("geo_level") == "province")
+                .select("geo_code", pl.col("entity").alias("_province")))
+    provinces = province.select("_province").unique().sort("_province").with_row_index("_g")
+    tagged = (cells.select("geo_level", "geo_code")
+              .join(province, on="geo_code", how="left", maintain_order="left")
+              .with_columns(pl.when(pl.col("geo_level") == "province").then(pl.col("geo_code"))
+                            .when(pl.col("geo_level") == "city").then(pl.col("_province")).alias("_province"))
+              .join(provinces, on="_province", how="left", maintain_order="left"))
+    return tagged.select(pl.col("_g").cast(pl.Int64).fill_null(SHARED)).to_series().to_numpy()
+
+
+def _from_quarters(quarters_of: dict, solved: dict, cell: int, s: int) -> float:
+    """How far the quarters' witnesses, added up, move year cell `cell` in direction s."""
+    total = 0.0
+    for b, c in quarters_of.get(cell, ()):
+        block = solved.get(b)
+        if block is not None and c in block.pos:
+            total += block.reach(block.pos[c], s)
+    return total
+
+
+def disclose(indices: pl.DataFrame, k: int = 5, p: float = 10.0, q: float | None = None,
+             membership: pl.DataFrame | None = None, previous: pl.DataFrame | None = None) -> pl.DataFrame:
     """The published cells: suppressed ones get status `suppressed` and null value and accounts.
 
-    `indices` holds every period (quarters and complete years) with the internal columns `amount`, `accounts`
-    and `top_account_amount`; `membership` is the geo hierarchy (`cube.geo_membership(ref)`; inferred from the
-    codes, city -> province -> national, when None).
+    `indices` holds every period (quarters and complete years) with the internal columns `amount`, `accounts`,
+    `contributors`, `top_contributor_amount` and `second_contributor_amount`; `membership` is the geo hierarchy
+    (`cube.geo_membership(ref)`; inferred from the codes, city -> province -> national, when None).
     """
-    flags = suppression_flags(indices, k, dominance, membership)
-    return blank(flags)
+    return blank(suppression_flags(indices, k, p, q, membership, previous))
+
+
+def audit(flags: pl.DataFrame, membership: pl.DataFrame | None = None,
+          stats: Stats | None = None) -> pl.DataFrame:
+    """The attacker against the table as published: for every sensitive cell, the LP interval of its value from
+    every published equation at once, the published values and the known lower bounds (`attack`).
+
+    `flags` is `suppression_flags`' table; returns KEY, value, lo, hi, the protection asked (`protect_down`,
+    `protect_up`) and `short` (the interval falls short of it), one row per sensitive cell.
+    """
+    cells = _prepare(flags.drop("cid"))
+    membership = infer_membership(cells) if membership is None else membership
+    eqs = equation_rows(cells, membership)
+    a = equation_matrix(eqs.eq, eqs.cid, eqs.sign, eqs.n_eq, cells.height)
+    hidden = cells["suppressed"].to_numpy()
+    value = cells["value"].fill_null(0.0).to_numpy().astype(float)
+    prim = cells["primary"].to_numpy() & hidden
+    need_down = np.where(prim, cells["protect_down"].to_numpy(), 0.0)
+    need_up = np.where(prim, cells["protect_up"].to_numpy(), 0.0)
+    lo, hi = attack(a, value, hidden, cells["known_lower"].to_numpy(), need_down, need_up, stats)
+    out = cells.select(*KEY, "primary", "suppressed", "protect_down", "protect_up").with_columns(
+        pl.Series("value", value), pl.Series("lo", lo), pl.Series("hi", hi))
+    slack = SLACK * pl.col("value")
+    down_short = (pl.col("protect_down") > 0) & ~(pl.col("lo") <= pl.col("value") - pl.col("protect_down") + slack)
+    up_short = (pl.col("protect_up") > 0) & ~(pl.col("hi") >= pl.col("value") + pl.col("protect_up") - slack)
+    return (out.filter("primary")
+            .with_columns((~pl.col("suppressed") | down_short | up_short).alias("short"))
+            .drop("primary", "suppressed"))
 
 
 def blank(flags: pl.DataFrame) -> pl.DataFrame:
@@ -262,7 +381,8 @@ def exposed_cells(disclosed: pl.DataFrame, membership: pl.DataFrame | None = Non
     """
     cells = _prepare(disclosed.select(KEY))
     membership = infer_membership(cells) if membership is None else membership
-    eq, cid, kind, n_eq = equation_rows(cells, membership)
+    eqs = equation_rows(cells, membership)
+    eq, cid, kind, n_eq = eqs.eq, eqs.cid, eqs.kind, eqs.n_eq
     published = _prepare(disclosed)
     s = (published["status"] == "suppressed").to_numpy()
     count = np.bincount(eq, weights=s[cid], minlength=n_eq)

@@ -46,8 +46,9 @@ class ReleaseSettings:
     tier_scheme: str = "five"
     tier_vintage: str = ""  # fixed at creation to the seeds' default vintage
     engine: str = "polars"
-    privacy_k: int = 5
-    privacy_dominance_percent: float = 85.0
+    privacy_k: int = 5  # a sensitive cell has fewer contributors (customers) than this
+    privacy_p: float = 10.0  # ... or fails the p% rule: total - the two largest < p% of the largest
+    privacy_protection_percent: float = 0.0  # q: a sensitive cell's interval reaches q% each way; 0 = p
     allow_empty_quarters: bool = False
     max_quarantine_share: float = 5.0  # percent of a delivery's rows; above it the run stops before publishing
     national_change_factor: float = 3.0  # a national series moving more than x this (or / this) in a quarter: warn
@@ -60,8 +61,12 @@ class ReleaseSettings:
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ReleaseSettings))
 # Settings of the method: every published value depends on them, so a release keeps them for its whole life.
-FROZEN = ("products_path", "seeds_dir", "tier_scheme", "tier_vintage", "engine", "privacy_k",
-          "privacy_dominance_percent", "growth_rank_min_reference")
+FROZEN = ("products_path", "seeds_dir", "tier_scheme", "tier_vintage", "engine", "privacy_k", "privacy_p",
+          "privacy_protection_percent", "growth_rank_min_reference")
+# Settings of earlier versions of the project that a release can no longer be continued under: name -> why.
+RETIRED = {"privacy_dominance_percent": "the (1, k%) dominance rule is replaced by the p% rule (privacy_p, default "
+                                        "10), so this release's suppression cannot be continued; publish into a new "
+                                        "directory"}
 # Settings a run may adjust (kept from its publication on); the base changes only through a rebase.
 ADJUSTABLE = ("allow_empty_quarters", "max_quarantine_share", "national_change_factor", "sample_rows")
 PATHS = ("raw_path", "products_path", "seeds_dir")
@@ -111,6 +116,9 @@ def read_settings(release_dir: str | Path) -> ReleaseSettings | None:
     if not path.exists():
         return None
     stored = json.loads(path.read_text(encoding="utf-8"))
+    for name, why in RETIRED.items():
+        if name in stored:
+            raise InputError(f"{path}: {name} is retired: {why}")
     return ReleaseSettings(**{k: v for k, v in stored.items() if k in FIELDS})
 
 
@@ -121,7 +129,7 @@ def write_settings(settings: ReleaseSettings, path: str | Path) -> Path:
 def _normalised(name: str, value):
     if name in PATHS and value:
         return str(Path(value).expanduser().resolve())
-    if name in ("privacy_dominance_percent", "max_quarantine_share", "national_change_factor",
+    if name in ("privacy_p", "privacy_protection_percent", "max_quarantine_share", "national_change_factor",
                 "growth_rank_min_reference"):
         return float(value)
     return value

@@ -233,11 +233,12 @@ def industry_bars(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, nam
                           & (pl.col("geo_level") == "national") & (pl.col("period") == period))
     size = size.join(indices.filter((pl.col("metric") == metric) & (pl.col("geo_level") == "national")
                                     & (pl.col("period") == period)).select("industry", pl.col("value").alias("index")),
-                     on="industry").sort("index", descending=True)
+                     on="industry").filter(pl.col("index").is_not_null()).sort("index", descending=True)
+    # a national x industry cell may be suppressed (privacy): it is left out, as in every chart
     growth = derived.filter((pl.col("measure") == "growth") & (pl.col("comparison") == "since_base")
                             & (pl.col("metric") == metric) & (pl.col("geo_level") == "national")
-                            & (pl.col("period") == quarter) & (pl.col("industry") != "all")).sort("value",
-                                                                                                  descending=True)
+                            & (pl.col("period") == quarter) & (pl.col("industry") != "all")
+                            & pl.col("value").is_not_null()).sort("value", descending=True)
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 5))
     labels = [names.get(i, i) for i in size["industry"]]
     a.bar(labels, size["index"], color=METRIC_COLOR[metric])

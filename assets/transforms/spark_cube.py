@@ -110,7 +110,8 @@ def _read_file(spark, path: str, source_file: str):
         *(F.trim(text(c)).alias(c) for c in ("account_id", "region_code", "industry", "product", "metric")),
         (F.col("amount").cast("double") if numeric else amount_text.cast("double")).alias("amount"),
         (F.lit(None).cast("string") if numeric else amount_text).alias("amount_raw"),
-        F.lit(source_file).alias("source_file"), F.col("source_row").cast("long"))
+        F.lit(source_file).alias("source_file"), F.col("source_row").cast("long"),
+        text("customer_id").alias("customer_id"))
 
 
 def read_raw(spark, inventory: pl.DataFrame, quarters: list[str]):
@@ -159,6 +160,8 @@ def classify(spark, rows, ref: Reference):
                 .withColumn("product_key", F.lower(_clean_code(F.col("product"))))
                 .withColumn("metric_key", F.lower(_clean_code(F.col("metric"))))
                 .withColumn("account_key", _clean_account(F.col("account_id")))
+                .withColumn("customer_key", _clean_account(F.col("customer_id")))
+                .withColumn("customer_key", F.when(F.col("customer_key") != "", F.col("customer_key")))
                 .join(regions, "region_key", "left").join(industries, "industry_key", "left")
                 .join(products, "product_key", "left"))
 
@@ -210,7 +213,8 @@ def account_usage(spark, inventory: pl.DataFrame, quarters: list[str], ref: Refe
     try:
         (classified.where(F.col("reason").isNull())
          .groupBy("quarter", F.col("metric_code").alias("metric"), "geo_code", "province_code",
-                  F.col("industry_code").alias("industry"), F.col("account_key").alias("account_id"))
+                  F.col("industry_code").alias("industry"), F.col("account_key").alias("account_id"),
+                  F.col("customer_key").alias("customer_id"))
          .agg(F.sum(F.col("amount").cast(DECIMAL)).cast(DECIMAL).alias("amount"), F.count(F.lit(1)).alias("rows"))
          .repartition("quarter").write.partitionBy("quarter").mode("overwrite").parquet(f"{out}/usage"))
         (classified.where(F.col("reason").isNotNull())
@@ -240,11 +244,15 @@ def build_cubes(spark, usage_paths: dict[str, list[str | Path]], ref: Reference)
     over its four quarters' files): {period: the period's (small) cube, back in polars}."""
     from functools import reduce
 
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     members = _lookup(spark, geo_membership(ref), "members")
     frames = [spark.read.parquet(*[str(p) for p in paths])
               .select(F.lit(period).alias("period"), "metric", "geo_code", "industry", "account_id",
+                      # the contributor: the customer, or the account itself (prefixes keep the two apart)
+                      F.when(F.col("customer_id").isNull(), F.concat(F.lit("a:"), F.col("account_id")))
+                      .otherwise(F.concat(F.lit("c:"), F.col("customer_id"))).alias("contributor"),
                       F.col("amount").cast(DECIMAL).alias("amount"))
               for period, paths in usage_paths.items() if paths]
     cubes = {period: pl.DataFrame(schema=CUBE_SCHEMA) for period in usage_paths}
@@ -253,15 +261,23 @@ def build_cubes(spark, usage_paths: dict[str, list[str | Path]], ref: Reference)
     per_account = reduce(lambda a, b: a.unionByName(b), frames).join(members, "geo_code")
     both = per_account.unionByName(per_account.withColumn("industry", F.lit("all")))
     cells = ["period", "metric", "geo_level", "entity", "industry"]
-    cube = (both.groupBy(*cells, "account_id").agg(F.sum("amount").cast(DECIMAL).alias("amount"))
-            .groupBy(*cells)
-            .agg(F.sum("amount").cast(DECIMAL).alias("amount"),
-                 F.count(F.when(F.col("amount") > 0, 1)).alias("accounts"),
-                 F.max("amount").alias("top_account_amount"))
-            .withColumnRenamed("entity", "geo_code"))
+    accounts = (both.groupBy(*cells, "account_id").agg(F.sum("amount").cast(DECIMAL).alias("amount"))
+                .groupBy(*cells)
+                .agg(F.sum("amount").cast(DECIMAL).alias("amount"),
+                     F.count(F.when(F.col("amount") > 0, 1)).alias("accounts")))
+    by_size = Window.partitionBy(*cells).orderBy(F.col("amount").desc())
+    contributors = (both.groupBy(*cells, "contributor").agg(F.sum("amount").cast(DECIMAL).alias("amount"))
+                    .withColumn("n", F.row_number().over(by_size))
+                    .groupBy(*cells)
+                    .agg(F.count(F.when(F.col("amount") > 0, 1)).alias("contributors"),
+                         F.max(F.when(F.col("n") == 1, F.col("amount"))).alias("top_contributor_amount"),
+                         F.coalesce(F.max(F.when(F.col("n") == 2, F.col("amount"))), F.lit(0).cast(DECIMAL))
+                         .alias("second_contributor_amount")))
+    cube = accounts.join(contributors, cells).withColumnRenamed("entity", "geo_code")
     table = pl.from_arrow(cube.toArrow())
     for (period,), frame in table.partition_by("period", as_dict=True).items():
-        cubes[period] = (frame.cast({"amount": pl.Decimal(38, 9), "top_account_amount": pl.Decimal(38, 9)})
+        cubes[period] = (frame.cast({c: pl.Decimal(38, 9) for c in ("amount", "top_contributor_amount",
+                                                                    "second_contributor_amount")})
                          .cast(CUBE_SCHEMA).select(list(CUBE_SCHEMA))
                          .sort("metric", "geo_level", "geo_code", "industry"))
     return cubes

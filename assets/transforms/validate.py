@@ -24,7 +24,8 @@ QUARANTINE_COLUMNS = ("quarter", "source_file", "source_row", "reason", "usage_d
 # parallel, streaming engine does not fix, and reruns must publish byte-identical indices.
 EXACT = pl.Decimal(38, 9)
 ACCOUNT_USAGE_SCHEMA = {"metric": pl.String, "geo_code": pl.String, "province_code": pl.String,
-                        "industry": pl.String, "account_id": pl.String, "amount": EXACT, "rows": pl.UInt32}
+                        "industry": pl.String, "account_id": pl.String, "customer_id": pl.String, "amount": EXACT,
+                        "rows": pl.UInt32}
 
 
 # An amount above this (yuan, one billing line) is not plausible (China's GDP is ~1.3e14 a year) -> invalid_amount.
@@ -213,10 +214,23 @@ def codebook(ref: Reference | Codebook) -> Codebook:
     return ref if isinstance(ref, Codebook) else Codebook(ref)
 
 
+def customer_key(expr: pl.Expr) -> pl.Expr:
+    """A customer id cleaned as an account id is; empty means none (the account is its own customer)."""
+    cleaned = clean_account(expr)
+    return pl.when(_blank(cleaned)).then(None).otherwise(cleaned)
+
+
+def with_customer(rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows in the raw schema, with `customer_id` (null) if they were built without one."""
+    return rows if "customer_id" in rows.collect_schema() else rows.with_columns(
+        pl.lit(None, pl.String).alias("customer_id"))
+
+
 def classify_rows(rows: pl.LazyFrame, ref: Reference | Codebook) -> pl.LazyFrame:
-    """Each row with its cleaned `account_key`, resolved `geo_code`, `province_code`, `industry_code` and
-    `metric_code` (text), and `reason` (null = good): the row-by-row definition of the rules."""
-    classified = _classify(rows.with_columns(clean_account(pl.col("account_id")).alias("account_key")),
+    """Each row with its cleaned `account_key` and `customer_key`, resolved `geo_code`, `province_code`,
+    `industry_code` and `metric_code` (text), and `reason` (null = good): the row-by-row definition of the rules."""
+    classified = _classify(with_customer(rows).with_columns(clean_account(pl.col("account_id")).alias("account_key"),
+                                             customer_key(pl.col("customer_id")).alias("customer_key")),
                            codebook(ref), pl.col("account_key"))
     return classified.with_columns(pl.col("geo_code", "province_code", "metric_code", "reason").cast(pl.String),
                                    pl.col("industry_code").cast(pl.String).fill_null("other"))
@@ -226,7 +240,8 @@ def aggregate_account_usage(classified: pl.LazyFrame) -> pl.LazyFrame:
     """Good rows summed per metric x city-level geo x industry x account, with how many raw rows each holds."""
     return (classified.filter(pl.col("reason").is_null())
             .group_by(pl.col("metric_code").alias("metric"), "geo_code", "province_code",
-                      pl.col("industry_code").alias("industry"), pl.col("account_key").alias("account_id"))
+                      pl.col("industry_code").alias("industry"), pl.col("account_key").alias("account_id"),
+                      pl.col("customer_key").alias("customer_id"))
             .agg(pl.col("amount").cast(EXACT).sum(), pl.len().cast(pl.UInt32).alias("rows")))
 
 
@@ -255,11 +270,13 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
     which lists each bad row with its own record, in input order (files in path order, then row).
     """
     book = codebook(ref)
+    rows = with_customer(rows)
     groups = (book.with_cells(rows)
-              .group_by("_cell", "account_id")
+              .group_by("_cell", "account_id", "customer_id")
               .agg(pl.col("amount").cast(EXACT, strict=False).sum(), pl.len().cast(pl.UInt32).alias("rows"))
               .collect(engine="streaming"))
-    groups = book.decode_cells(groups).with_columns(clean_account(pl.col("account_id")).alias("_clean"))
+    groups = book.decode_cells(groups).with_columns(clean_account(pl.col("account_id")).alias("_clean"),
+                                                    customer_key(pl.col("customer_id")).alias("customer_id"))
     bad = pl.col("reason").is_not_null()
     suspects = groups.filter(bad | _blank(pl.col("_clean")))
     usage = groups.filter(~bad & ~_blank(pl.col("_clean")))
@@ -271,9 +288,9 @@ def usage_and_quarantine(rows: pl.LazyFrame, ref: Reference | Codebook) -> tuple
         # source_file is an enum in path order (read_raw), so this is input order
         quarantine = _records(classify_rows(again.lazy(), book).filter(pl.col("reason").is_not_null())
                               .sort("source_file", "source_row")).collect()
-    if (usage["_clean"] != usage["account_id"]).any():
+    if (usage["_clean"] != usage["account_id"]).any() or usage["customer_id"].is_not_null().any():
         usage = (usage.with_columns(pl.col("_clean").alias("account_id"))
-                 .group_by("metric", "geo_code", "province_code", "industry", "account_id")
+                 .group_by("metric", "geo_code", "province_code", "industry", "account_id", "customer_id")
                  .agg(pl.col("amount").sum(), pl.col("rows").sum()))
     return usage.select(list(ACCOUNT_USAGE_SCHEMA)), quarantine
 

@@ -23,10 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=2021, help="random seed of the generated data (default 2021)")
     p.add_argument("--engines", default=",".join(ENGINES),
                    help="comma-separated, run in this order in each round: project, duckdb, dagster (the same work "
-                        "in Dagster), release (the whole `pipelines run`), spark, dagster-spark (default "
+                        "in Dagster), release (the whole `pipelines run`), privacy (the privacy stage alone, on the "
+                        "indices the release before it in the round stored), spark, dagster-spark (default "
                         f"{','.join(ENGINES)}: no engine compared with another follows DuckDB's run)")
     p.add_argument("--repeat", type=positive_int, default=3, metavar="K",
                    help="rounds of every engine in turn; each engine's figures are its median run (default 3)")
+    p.add_argument("--sparse", action="store_true",
+                   help="the sparse variant of the generator (demo-data --sparse: many small cells, dominant and "
+                        "shared customers), so that privacy suppresses; add the `privacy` engine after `release` "
+                        "to time the privacy stage alone")
     p.add_argument("--history", type=int, default=0, metavar="K",
                    help="also time materialising one new quarter with 1, 2, 4 ... K quarters of history")
     p.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
@@ -38,7 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def run_from_args(args: argparse.Namespace) -> int:
     bench(args.rows, args.seed, tuple(e.strip() for e in args.engines.split(",") if e.strip()), args.keep,
-          args.results, args.history, args.threads, args.data_dir, args.repeat)
+          args.results, args.history, args.threads, args.data_dir, args.repeat, args.sparse)
     return 0
 
 

@@ -10,6 +10,35 @@ KEYS = ["metric", "period", "geo_level", "geo_code", "industry"]
 RTOL = 1e-9
 
 
+def privacy_stage(release: str | Path) -> dict:
+    """The privacy stage alone on a release's stored quarterly and annual indices (its `disclosed_indices`): the
+    protection (LPs chosen by HiGHS) and the attacker's audit, with their LP counts and seconds."""
+    from assets.transforms.cube import geo_membership
+    from assets.transforms.privacy import audit, combine_periods, suppression_flags
+    from assets.transforms.protection import Stats
+    from assets.transforms.reference import load_reference
+
+    state = Path(release) / "state" / "assets"
+    started = time.perf_counter()
+    quarterly = [pl.read_parquet(p) for p in sorted((state / "quarterly_indices").glob("*.parquet"))]
+    annual = pl.read_parquet(state / "annual_indices.parquet")
+    combined = combine_periods(quarterly, annual)
+    membership = geo_membership(load_reference())
+    read_s = time.perf_counter() - started
+    protection, attack = Stats(), Stats()
+    t = time.perf_counter()
+    flags = suppression_flags(combined, membership=membership, stats=protection)
+    protect_s = time.perf_counter() - t
+    t = time.perf_counter()
+    found = audit(flags, membership, attack)
+    audit_s = time.perf_counter() - t
+    return {"cells": combined.height, "sensitive": int(flags["primary"].sum()),
+            "suppressed": int(flags["suppressed"].sum()), "short": int(found["short"].sum()),
+            "protection_lps": protection.lps, "protection_witnessed": protection.witnessed,
+            "protection_limited": protection.limited, "attacker_lps": attack.lps,
+            "stages": {"read_s": round(read_s, 3), "protect_s": round(protect_s, 3), "audit_s": round(audit_s, 3)}}
+
+
 def project_indices(raw: str | Path, work: str | Path, engine: str = "polars", spark=None) -> dict:
     """Raw files -> indices.parquet through the per-quarter functions the assets call (no Dagster); returns stage
     timings.

@@ -49,12 +49,12 @@ ENGINES = ("project", "dagster", "duckdb", "release")
 
 def bench(rows: int, seed: int = 2021, engines: tuple = ENGINES,
           keep: bool = False, results: Path | None = None, history: int = 0, threads: int | None = None,
-          data_dir: Path | None = None, repeat: int = 3) -> dict:
+          data_dir: Path | None = None, repeat: int = 3, sparse: bool = False) -> dict:
     import polars as pl
 
-    raw = ensure_data(rows, seed, data_dir)
+    raw = ensure_data(rows, seed, data_dir, sparse)
     scratch = Path(tempfile.mkdtemp(prefix="yunzhi-bench-", dir=BENCH_DIR / "data" if data_dir is None else data_dir))
-    report = {"rows": rows, "seed": seed, "raw": str(raw), "data": data_info(raw),
+    report = {"rows": rows, "seed": seed, "sparse": sparse, "raw": str(raw), "data": data_info(raw),
               "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
               "repeat": repeat, "engines": {}}
     try:
@@ -69,7 +69,12 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ENGINES,
             for engine in engines:
                 print(f"[bench] {engine} ({round_}/{repeat}) ...", flush=True)
                 warm_page_cache(raw)
-                e = _run(engine, raw, scratch, threads)
+                if engine == "privacy":  # on the indices the round's release stored
+                    if not runs.get("release"):
+                        raise SystemExit("the privacy engine needs the release engine before it in each round")
+                    e = run_engine("privacy", Path(runs["release"][-1]["release"]), scratch, threads)
+                else:
+                    e = _run(engine, raw, scratch, threads)
                 runs[engine].append(e)
                 print(f"[bench] {engine:<8} wall {e['wall_s']:8.2f} s   peak RSS {e['peak_rss_mb']:9.1f} MB",
                       flush=True)
@@ -104,6 +109,12 @@ def bench(rows: int, seed: int = 2021, engines: tuple = ENGINES,
                                                                got["project"]["wall_s"])
                 by_round[f"{engine}_over_project"] = [_ratio(a["wall_s"], b["wall_s"])
                                                       for a, b in zip(runs[engine], runs["project"])]
+        if "release" in got:
+            # the privacy stage inside the whole release (its Dagster step), as a share of the release's wall time
+            step = _median([r["steps_s"].get("disclosed_indices", 0.0) for r in runs["release"]])
+            report.setdefault("ratios", {})["privacy_step_over_release"] = _ratio(step, got["release"]["wall_s"])
+            by_round["privacy_step_over_release"] = [_ratio(r["steps_s"].get("disclosed_indices", 0.0), r["wall_s"])
+                                                     for r in runs["release"]]
         report["ratios_by_round"] = by_round
         report["checks"] = checks
         if history:

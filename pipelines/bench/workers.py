@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from pipelines.bench.data import ROOT, ensure_data
-from pipelines.bench.engines import duckdb_indices, one_quarter, project_indices
+from pipelines.bench.engines import duckdb_indices, one_quarter, privacy_stage, project_indices
 
 
 def worker(engine: str, raw: str, work: str, report: str, threads: int | None = None) -> int:
@@ -28,6 +28,8 @@ def worker(engine: str, raw: str, work: str, report: str, threads: int | None = 
         result = duckdb_indices(raw, work, threads)
     elif engine == "quarter":  # one quarter's account usage + cube, as materialising a new partition does
         result = one_quarter(raw, work)
+    elif engine == "privacy":  # `raw` is a release directory: its stored indices
+        result = privacy_stage(raw)
     else:
         raise SystemExit(f"unknown engine {engine!r}")
     result["compute_s"] = round(time.perf_counter() - started, 3)

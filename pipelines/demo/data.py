@@ -23,7 +23,13 @@ Shape (see the module constants):
     pyarrow ParquetWriter; a part file holds at most PART_ROWS rows.  Memory is bounded by the chunk size and the
     account table (<= 2M accounts).
 
-Deterministic: same (rows, seed, seeds/) -> byte-identical files.  No dagster import.
+Sparse (``sparse=True``, ``demo-data --sparse``): the same targets, spread so that privacy has work to do: a slot
+may get a single row (no MIN_SLOT_ROWS floor), a (cell, industry) pair as few as one account, accounts by size**0.9
+(small pairs get few), account sizes uncapped and rows not capped at their cell's mean (dominant customers), and a
+``customer_id`` column: about half the accounts share a customer with the next accounts of their pair (up to 4),
+and SHARED_CUSTOMER_SHARE of them belong to one of a few customers spread over many pairs.
+
+Deterministic: same (rows, seed, sparse, seeds/) -> byte-identical files.  No dagster import.
 """
 from __future__ import annotations
 
@@ -77,6 +83,9 @@ SCHEMA = pa.schema([
     ("metric", pa.string()),
     ("amount", pa.float64()),
 ])
+SPARSE_SCHEMA = SCHEMA.append(pa.field("customer_id", pa.string()))
+SPARSE_ACCOUNT_WEIGHT_EXP = 0.9   # sparse: accounts per (cell, industry) ~ size ** 0.9 (small pairs get few)
+SHARED_CUSTOMER_SHARE = 0.05      # sparse: accounts of one of a few customers spread over many pairs
 
 
 def _quarter_bounds(q: str) -> tuple[dt.date, int]:
@@ -147,7 +156,7 @@ class _Plan:
     pass
 
 
-def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
+def _plan(rows: int, seed: int, seeds_dir: Path, sparse: bool = False) -> _Plan:
     seeds = cal.load_seeds(seeds_dir)
     targets = cal.build_targets(seeds_dir)
     products = pl.read_csv(seeds_dir / "products.csv")
@@ -171,7 +180,7 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
 
     # rows per slot: at least MIN_SLOT_ROWS where the row budget allows (so a cell has enough distinct accounts
     # to be published, not suppressed), the rest by value ** ROW_WEIGHT_EXP (largest remainder, deterministic)
-    floor_rows = int(max(1, min(MIN_SLOT_ROWS, good // (2 * n_slots))))
+    floor_rows = 1 if sparse else int(max(1, min(MIN_SLOT_ROWS, good // (2 * n_slots))))
     val = slots["value"].to_numpy()
     w = val ** ROW_WEIGHT_EXP
     extra = (good - floor_rows * n_slots) * w / w.sum()
@@ -185,7 +194,7 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     # accounts per combo
     n_acc_target = int(min(max(rows * ACCOUNTS_PER_ROW, 1), MAX_ACCOUNTS))
     csize = combos["size"].to_numpy()
-    cw = csize ** ACCOUNT_WEIGHT_EXP
+    cw = csize ** (SPARSE_ACCOUNT_WEIGHT_EXP if sparse else ACCOUNT_WEIGHT_EXP)
     n_acc = np.maximum(min(MIN_COMBO_ACCOUNTS, floor_rows), np.floor(n_acc_target * cw / cw.sum())).astype(np.int64)
     # never more accounts than rows in the combo's biggest slot of its thinnest quarter (no idle accounts: in
     # every quarter the biggest slot reaches every account active then, and the windows cover all accounts)
@@ -198,7 +207,7 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
 
     rng = np.random.default_rng([seed, 0xACC])
     acc_combo = np.repeat(np.arange(combos.height), n_acc)
-    size = np.minimum((1.0 - rng.random(n_accounts)) ** (-1.0 / PARETO_ALPHA), ACCOUNT_SIZE_CAP)
+    size = np.minimum((1.0 - rng.random(n_accounts)) ** (-1.0 / PARETO_ALPHA), np.inf if sparse else ACCOUNT_SIZE_CAP)
     acc_hash = rng.integers(0, 2**31 - 1, n_accounts)
     perm = rng.permutation(n_accounts) + 1
     acc_ids = pc.binary_join_element_wise(
@@ -268,6 +277,17 @@ def _plan(rows: int, seed: int, seeds_dir: Path) -> _Plan:
     hi = np.maximum(hi, lo + 1)
 
     P = _Plan()
+    P.sparse = sparse
+    if sparse:  # customers: runs of up to 4 accounts of a pair, or one of a few customers across many pairs
+        crng = np.random.default_rng([seed, 0xC05])
+        starts = (crng.random(n_accounts) < 0.5) | (np.arange(n_accounts) == acc_start[acc_combo])
+        group = np.cumsum(starts | (np.arange(n_accounts) - np.maximum.accumulate(
+            np.where(starts, np.arange(n_accounts), 0)) >= 4)) - 1
+        shared = crng.random(n_accounts) < SHARED_CUSTOMER_SHARE
+        names = np.where(shared, crng.integers(0, 50, n_accounts), group)
+        P.acc_customer = pc.binary_join_element_wise(
+            pa.array(np.where(shared, "group-", "cust-").tolist()),
+            pc.utf8_lpad(pc.cast(pa.array(names), pa.string()), 7, "0"), "")
     P.seeds = seeds
     P.slots = slots
     P.n_rows = n_rows
@@ -309,7 +329,8 @@ def _chunk_table(P: _Plan, s0: int, s1: int, rng: np.random.Generator) -> pa.Tab
     # no row above 2.5x its cell's mean row, so an account rarely holds 85% of a cell with a few rows (which
     # would suppress it, and with it its complements, in the published release)
     mean = np.bincount(sid, weights=w, minlength=s1 - s0) / n
-    w = np.minimum(w, 2.5 * mean[sid])
+    if not P.sparse:
+        w = np.minimum(w, 2.5 * mean[sid])
     wsum = np.bincount(sid, weights=w, minlength=s1 - s0)
     yuan = sl["value"].to_numpy() * np.where(sl["m"].to_numpy() == 1, cal.POINT_YUAN["ai"], cal.POINT_YUAN["cloud"])
     amount = yuan[sid] * w / wsum[sid]
@@ -332,7 +353,7 @@ def _chunk_table(P: _Plan, s0: int, s1: int, rng: np.random.Generator) -> pa.Tab
     midx = np.where(mnull, 2, m)
     metric = pa.array(["cloud", "ai", None], pa.string()).take(pa.array(midx))
     acct_pa = pa.array(acct)
-    return pa.Table.from_arrays([
+    columns = [
         pa.array(day.astype(np.int32), pa.int32()).cast(pa.date32()),
         P.acc_ids.take(acct_pa),
         P.acc_region.take(acct_pa),
@@ -340,7 +361,10 @@ def _chunk_table(P: _Plan, s0: int, s1: int, rng: np.random.Generator) -> pa.Tab
         prod,
         metric,
         pa.array(amount, pa.float64()),
-    ], schema=SCHEMA)
+    ]
+    if P.sparse:
+        return pa.Table.from_arrays([*columns, P.acc_customer.take(acct_pa)], schema=SPARSE_SCHEMA)
+    return pa.Table.from_arrays(columns, schema=SCHEMA)
 
 
 def _bad_rows(P: _Plan, qi: int) -> pa.Table:
@@ -379,15 +403,18 @@ def _bad_rows(P: _Plan, qi: int) -> pa.Table:
                 row["amount"] = (-12.5, float("nan"), float("inf"))[(r + qi) % 3]
             for k2, v in row.items():
                 cols[k2].append(v)
-    return pa.Table.from_pydict(cols, schema=SCHEMA)
+    table = pa.Table.from_pydict(cols, schema=SCHEMA)
+    return table.append_column("customer_id", pa.nulls(table.num_rows, pa.string())) if P.sparse else table
 
 
 def write_demo_raw(out: str | Path, rows: int = 2_000_000, seed: int = 2021,
-                   seeds_dir: str | Path | None = None) -> dict:
-    """Write the demo raw dataset to ``out`` (replaced atomically).  Returns a summary dict."""
+                   seeds_dir: str | Path | None = None, sparse: bool = False) -> dict:
+    """Write the demo raw dataset to ``out`` (replaced atomically); `sparse`: the sparse variant (module
+    docstring).  Returns a summary dict."""
     out = Path(out)
     seeds_dir = Path(seeds_dir) if seeds_dir is not None else cal.SEEDS_DIR
-    P = _plan(int(rows), int(seed), seeds_dir)
+    P = _plan(int(rows), int(seed), seeds_dir, sparse)
+    schema = SPARSE_SCHEMA if sparse else SCHEMA
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
@@ -416,7 +443,7 @@ def write_demo_raw(out: str | Path, rows: int = 2_000_000, seed: int = 2021,
                     part, writer, in_part = part + 1, None, 0
                 if writer is None:
                     path = qdir / f"part-{part:05d}.parquet"
-                    writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+                    writer = pq.ParquetWriter(path, schema, compression="zstd")
                     files.append(str(path.relative_to(tmp)))
                 writer.write_table(tbl, row_group_size=CHUNK_ROWS)
                 in_part += tbl.num_rows
@@ -425,7 +452,7 @@ def write_demo_raw(out: str | Path, rows: int = 2_000_000, seed: int = 2021,
                 bad = _bad_rows(P, qi)
                 if writer is None:
                     path = qdir / f"part-{part:05d}.parquet"
-                    writer = pq.ParquetWriter(path, SCHEMA, compression="zstd")
+                    writer = pq.ParquetWriter(path, schema, compression="zstd")
                     files.append(str(path.relative_to(tmp)))
                 writer.write_table(bad)
                 q_rows += bad.num_rows

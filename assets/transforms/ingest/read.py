@@ -15,11 +15,11 @@ from assets.transforms.errors import InputError
 from assets.transforms.quarters import in_quarters
 
 REQUIRED = ("usage_date", "account_id", "region_code", "amount")
-RAW_TEXT = ("usage_date", "account_id", "region_code", "industry", "product", "metric", "amount")
+RAW_TEXT = ("usage_date", "account_id", "region_code", "industry", "product", "metric", "amount", "customer_id")
 RAW_SCHEMA = {
     "usage_date": pl.Date, "usage_date_raw": pl.String, "account_id": pl.String, "region_code": pl.String,
     "industry": pl.String, "product": pl.String, "metric": pl.String, "amount": pl.Float64,
-    "amount_raw": pl.String, "source_file": pl.String, "source_row": pl.Int64,
+    "amount_raw": pl.String, "source_file": pl.String, "source_row": pl.Int64, "customer_id": pl.String,
 }
 CST = "Asia/Shanghai"
 # ISO forms only: a date, or a date-time with or without a zone (zoned ones are converted to China Standard Time).
@@ -197,6 +197,7 @@ def normalise_file(lf: pl.LazyFrame, schema: pl.Schema, source_file: str,
         (amount_text if not schema["amount"].is_numeric() else pl.lit(None, dtype=pl.String)).alias("amount_raw"),
         pl.lit(source_file, dtype=file_type).alias("source_file"),
         pl.col("source_row").cast(pl.Int64),
+        _text("customer_id", schema),  # optional: privacy's contributor; never published
     )
 
 
