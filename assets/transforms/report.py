@@ -239,24 +239,31 @@ def industry_bars(indices: pl.DataFrame, derived: pl.DataFrame, metric: str, nam
                             & (pl.col("metric") == metric) & (pl.col("geo_level") == "national")
                             & (pl.col("period") == quarter) & (pl.col("industry") != "all")
                             & pl.col("value").is_not_null()).sort("value", descending=True)
+    mean = size["index"].mean()  # the mean line is over every published industry, zeros included
+    size = size.filter(pl.col("index") > 0)  # industries without usage are not ranked
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, frame in ((a, size), (b, growth)):
+        if not frame.height:  # everything suppressed or zero (a sparse release): say so, draw no empty axes
+            ax.text(0.5, 0.5, "无可发布数据（零或已抑制）", ha="center", va="center", transform=ax.transAxes)
+            ax.axis("off")
     labels = [names.get(i, i) for i in size["industry"]]
-    a.bar(labels, size["index"], color=METRIC_COLOR[metric])
-    mean = size["index"].mean() if size.height else 0
-    a.axhline(mean, color="black", ls="--", lw=1)
-    a.text(len(labels) - 0.5, mean, f"均值 {mean:.1f}", ha="right", va="bottom", fontsize=8)
-    for i, (v, m) in enumerate(zip(size["index"], size["value"])):
-        if m is not None:
-            a.text(i, v, f"{m:.1f}×", ha="center", va="bottom", fontsize=7)
+    if size.height:
+        a.bar(labels, size["index"], color=METRIC_COLOR[metric])
+        a.axhline(mean, color="black", ls="--", lw=1)
+        a.text(len(labels) - 0.5, mean, f"均值 {mean:.1f}", ha="right", va="bottom", fontsize=8)
+        for i, (v, m) in enumerate(zip(size["index"], size["value"])):
+            if m is not None:
+                a.text(i, v, f"{m:.1f}×", ha="center", va="bottom", fontsize=7)
+        plt.setp(a.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
     a.set_title(f"各行业指数与均值倍数 · {period}")
-    plt.setp(a.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
     glabels = [names.get(i, i) for i in growth["industry"]]
-    b.bar(glabels, growth["value"] * 100, color="#2f9e44")
-    gmean = growth["value"].drop_nulls().mean() or 0
-    b.axhline(gmean * 100, color="black", ls="--", lw=1)
-    b.text(len(glabels) - 0.5, gmean * 100, f"平均增速 {gmean * 100:.0f}%", ha="right", va="bottom", fontsize=8)
+    if growth.height:
+        b.bar(glabels, growth["value"] * 100, color="#2f9e44")
+        gmean = growth["value"].mean()
+        b.axhline(gmean * 100, color="black", ls="--", lw=1)
+        b.text(len(glabels) - 0.5, gmean * 100, f"平均增速 {gmean * 100:.0f}%", ha="right", va="bottom", fontsize=8)
+        plt.setp(b.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
     b.set_title(f"各行业增速 · {quarter} 较基期 (%)")
-    plt.setp(b.get_xticklabels(), rotation=50, ha="right", rotation_mode="anchor")
     for ax in (a, b):
         ax.spines[["top", "right"]].set_visible(False)
     fig.suptitle(f"{METRIC_ZH[metric]} · 全国行业")
