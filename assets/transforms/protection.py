@@ -108,18 +108,9 @@ class Block:
 
     def _load(self) -> None:
         m = self.cols.size
-        both = sp.hstack([self.a, -self.a]).tocsc()
-        lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = 2 * m, both.shape[0]
         self.unit = float(np.median(self.x[self.x > 0])) if (self.x > 0).any() else 1.0  # a typical cell = 1
-        lp.col_cost_ = np.concatenate([self.cost, self.cost])
-        lp.col_lower_ = np.zeros(2 * m)
-        lp.col_upper_ = np.concatenate([np.full(m, highspy.kHighsInf), self.room / self.unit])
-        lp.row_lower_ = lp.row_upper_ = np.zeros(both.shape[0])
-        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = both.indptr, both.indices, both.data
-        self.highs = _highs()
-        self.highs.passModel(lp)
+        self.highs = _loaded(sp.hstack([self.a, -self.a]).tocsc(), np.concatenate([self.cost, self.cost]),
+                             np.zeros(2 * m), np.concatenate([np.full(m, highspy.kHighsInf), self.room / self.unit]))
         self._inf = highspy.kHighsInf
         self._optimal = highspy.HighsModelStatus.kOptimal
 
@@ -318,14 +309,17 @@ def attack(a: sp.csr_matrix, value: np.ndarray, suppressed: np.ndarray, lb: np.n
 
 def _attacker(sub: sp.csc_matrix, lower: np.ndarray):
     """HiGHS loaded with {y: sub y = 0, y >= lower}; each LP then changes only the objective (warm start)."""
+    return _loaded(sub, np.zeros(sub.shape[1]), lower, np.full(sub.shape[1], highspy.kHighsInf))
+
+
+def _loaded(matrix: sp.csc_matrix, cost: np.ndarray, lower: np.ndarray, upper: np.ndarray):
+    """A quiet HiGHS instance holding the LP min cost.x subject to matrix x = 0 and lower <= x <= upper."""
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = sub.shape[1], sub.shape[0]
-    lp.col_cost_ = np.zeros(sub.shape[1])
-    lp.col_lower_ = lower
-    lp.col_upper_ = np.full(sub.shape[1], highspy.kHighsInf)
-    lp.row_lower_ = lp.row_upper_ = np.zeros(sub.shape[0])
+    lp.num_col_, lp.num_row_ = matrix.shape[1], matrix.shape[0]
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = cost, lower, upper
+    lp.row_lower_ = lp.row_upper_ = np.zeros(matrix.shape[0])
     lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = sub.indptr, sub.indices, sub.data
+    lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = matrix.indptr, matrix.indices, matrix.data
     solver = _highs()
     solver.passModel(lp)
     return solver
