@@ -25,13 +25,14 @@ def _status(suppressed: pl.Expr, new: pl.Expr) -> pl.Expr:
             .alias("status"))
 
 
-def _references(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
-    """Each cell with its qoq and yoy reference cell (ref_value, ref_status), where that one is published."""
-    wanted = refs.filter(pl.col("comparison").is_in(CONTRIBUTION_COMPARISONS))
+def with_references(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+    """Each cell with its reference cell (`ref_value`, `ref_status`) for every comparison of `refs` (period,
+    period_type -> comparison, reference_period, reference_type) whose reference period is published. Growth and
+    both contributions read this one join."""
     ref_cells = cells.select(pl.col("period").alias("reference_period"), pl.col("period_type").alias("reference_type"),
                              "metric", "geo_level", "geo_code", "industry", pl.col("value").alias("ref_value"),
                              pl.col("status").alias("ref_status"))
-    return (cells.join(wanted, on=["period", "period_type"])
+    return (cells.join(refs, on=["period", "period_type"])
             .join(ref_cells, on=["reference_period", "reference_type", "metric", "geo_level", "geo_code", "industry"]))
 
 
@@ -43,11 +44,12 @@ def _points(change: pl.Expr, den: str, statuses: list[str]) -> list[pl.Expr]:
             _status(suppressed, new)]
 
 
-def contributions_geo(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+def contributions_geo(referenced: pl.DataFrame) -> pl.DataFrame:
     """Each province's, city's and tier's change as percentage points of the national cell of the same industry's
     reference value: (x[t] - x[ref]) / national[ref] x 100, qoq and yoy. Each level (with its unallocated entities)
-    adds up to the national growth x 100."""
-    joined = _references(cells.filter(pl.col("geo_level").is_in(CONTRIBUTION_LEVELS + ("national",))), refs)
+    adds up to the national growth x 100. `referenced`: `with_references` of the cells."""
+    joined = referenced.filter(pl.col("comparison").is_in(CONTRIBUTION_COMPARISONS)
+                               & pl.col("geo_level").is_in(CONTRIBUTION_LEVELS + ("national",)))
     national = joined.filter(pl.col("geo_level") == "national").select(
         "metric", "period", "period_type", "industry", "comparison", pl.col("ref_value").alias("national_ref"),
         pl.col("ref_status").alias("national_ref_status"))
@@ -58,10 +60,11 @@ def contributions_geo(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(pl.lit("contribution_geo").alias("measure"))
 
 
-def contributions_industry(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
+def contributions_industry(referenced: pl.DataFrame) -> pl.DataFrame:
     """Each industry's change within its entity as percentage points of that entity's all-industry reference value,
-    qoq and yoy, at every level: the industries add up to the entity's growth x 100."""
-    joined = _references(cells, refs)
+    qoq and yoy, at every level: the industries add up to the entity's growth x 100. `referenced`: `with_references`
+    of the cells."""
+    joined = referenced.filter(pl.col("comparison").is_in(CONTRIBUTION_COMPARISONS))
     keys = ["metric", "period", "period_type", "geo_level", "geo_code", "comparison"]
     totals = joined.filter(pl.col("industry") == "all").select(*keys, pl.col("ref_value").alias("all_ref"),
                                                                pl.col("ref_status").alias("all_ref_status"))

@@ -70,16 +70,10 @@ def _finish(frame: pl.DataFrame, measure: str) -> pl.DataFrame:
             .select(DERIVED_COLUMNS).cast(DERIVED_DTYPES))
 
 
-def growth(cells: pl.DataFrame, refs: pl.DataFrame) -> pl.DataFrame:
-    """index[t] / index[reference] - 1 for every cell and comparison whose reference period is published."""
-    growth_refs = refs.filter(pl.col("comparison") != "vs_prev_year")
-    ref_cells = cells.select(pl.col("period").alias("reference_period"), pl.col("period_type").alias("reference_type"),
-                             *[c for c in CELL if c not in ("period", "period_type")],
-                             pl.col("value").alias("ref_value"), pl.col("status").alias("ref_status"))
-    joined = (cells.join(growth_refs, on=["period", "period_type"])
-              .join(ref_cells, on=["reference_period", "reference_type", "metric", "geo_level", "geo_code",
-                                   "industry"]))
-    return _finish(joined.with_columns(*ratio("value", "ref_value", "status", "ref_status", 1.0)), "growth")
+def growth(referenced: pl.DataFrame) -> pl.DataFrame:
+    """index[t] / index[reference] - 1 for every cell and comparison whose reference period is published
+    (`referenced`: `analytics.with_references` of the cells, vs_prev_year left out: it compares ranks)."""
+    return _finish(referenced.with_columns(*ratio("value", "ref_value", "status", "ref_status", 1.0)), "growth")
 
 
 def rank_within(frame: pl.DataFrame, group: list[str]) -> pl.DataFrame:
@@ -257,14 +251,15 @@ def derive_measures(disclosed: pl.DataFrame, members: pl.DataFrame, city_tiers: 
     cells = disclosed.select(*CELL, "geo_name", "value", "status").sort(CELL).rechunk()
     base = disclosed["base_period"].drop_nulls()
     refs = comparisons(cells, base[0] if base.len() else None)
-    grown = growth(cells, refs)
+    referenced = analytics.with_references(cells, refs.filter(pl.col("comparison") != "vs_prev_year"))
+    grown = growth(referenced)
     ranked = ranks(cells)
     tiers = city_tiers if city_tiers is not None else pl.DataFrame(schema={"geo_code": pl.String, "tier": pl.String})
     frames = [grown, _finish(ranked.with_columns(pl.col("rank").alias("value")), "rank"), rank_changes(ranked, refs),
               growth_ranks(grown, cells, growth_rank_min_reference), shares_of_national(cells), top_n_shares(cells),
               industry_multiples(cells), shares_within_geo(cells), cluster_means(cells, members),
-              _finish(analytics.contributions_geo(cells, refs), "contribution_geo"),
-              _finish(analytics.contributions_industry(cells, refs), "contribution_industry"),
+              _finish(analytics.contributions_geo(referenced), "contribution_geo"),
+              _finish(analytics.contributions_industry(referenced), "contribution_industry"),
               _finish_each(analytics.concentration(cells, tiers))]
     if population is not None:
         frames.append(_finish_each(analytics.per_capita(cells, population)))
