@@ -32,6 +32,11 @@ def previous_quarter(q: str) -> str:
     return f"{year - 1}Q4" if n == 1 else f"{year}Q{n - 1}"
 
 
+def year_earlier(period: str, period_type: str) -> str:
+    """The same quarter a year earlier, or the previous year: the reference of `yoy` (and of shift-share)."""
+    return f"{int(period[:4]) - 1}{period[4:]}" if period_type == "quarter" else str(int(period) - 1)
+
+
 def comparisons(periods: pl.DataFrame, base_period: str | None) -> pl.DataFrame:
     """period, period_type -> comparison, reference_period, reference_type (every growth/rank comparison asked)."""
     rows = []
@@ -39,12 +44,12 @@ def comparisons(periods: pl.DataFrame, base_period: str | None) -> pl.DataFrame:
         if ptype == "quarter":
             year = int(period[:4])
             rows += [(period, ptype, "qoq", previous_quarter(period), "quarter"),
-                     (period, ptype, "yoy", f"{year - 1}{period[4:]}", "quarter"),
+                     (period, ptype, "yoy", year_earlier(period, ptype), "quarter"),
                      (period, ptype, "vs_prev_year", str(year - 1), "year")]
             if base_period and period != base_period:
                 rows.append((period, ptype, "since_base", base_period, "quarter"))
         else:
-            rows.append((period, ptype, "yoy", str(int(period) - 1), "year"))
+            rows.append((period, ptype, "yoy", year_earlier(period, ptype), "year"))
     return pl.DataFrame(rows, schema=["period", "period_type", "comparison", "reference_period", "reference_type"],
                         orient="row")
 

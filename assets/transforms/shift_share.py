@@ -26,17 +26,14 @@ from collections import defaultdict
 
 import polars as pl
 
+from assets.transforms.derived import year_earlier
+
 SHIFT_SHARE_COLUMNS = ["metric", "period", "period_type", "reference_period", "geo_level", "geo_code", "geo_name",
                        "change", "national_effect", "industry_mix_effect", "competitive_effect", "status"]
 SHIFT_SHARE_DTYPES = {c: pl.String for c in SHIFT_SHARE_COLUMNS} | {
     c: pl.Float64 for c in ("change", "national_effect", "industry_mix_effect", "competitive_effect")}
 EFFECTS = ("change", "national_effect", "industry_mix_effect", "competitive_effect")
 LEVELS = ("province", "city")  # cities with their `<province>U` rows, so each level's effects add up to national
-
-
-def year_earlier(period: str, period_type: str) -> str:
-    """The same quarter a year earlier, or the previous year."""
-    return f"{int(period[:4]) - 1}{period[4:]}" if period_type == "quarter" else str(int(period) - 1)
 
 
 def decompose(x0: list[float], x1: list[float], n0: list[float], n1: list[float], n0_all: float,
