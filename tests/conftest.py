@@ -60,26 +60,34 @@ DEMO_SEED = 2021
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def demo_release(tmp_path_factory, worker_id) -> Path:
-    """A release of the calibrated demo dataset (DEMO_ROWS rows), generated and published once per session: with
-    pytest-xdist, by the first worker that needs it, in the session's directory, under a lock the others wait on."""
+def built_once(tmp_path_factory, worker_id: str, name: str, done: str, build) -> Path:
+    """`build(root)` run once per test session in ROOT = the session's folder `name` (with pytest-xdist, by the first
+    worker that needs it, under a lock the others wait on) unless ROOT/`done` exists; returns ROOT."""
     import fcntl
 
-    from pipelines.demo.data import write_demo_raw
-
     if worker_id == "master":
-        root = tmp_path_factory.mktemp("demo")
+        root = tmp_path_factory.getbasetemp() / name
     else:
-        root = tmp_path_factory.getbasetemp().parent / "demo"  # the parent is this session's, shared by its workers
-        root.mkdir(exist_ok=True)
+        root = tmp_path_factory.getbasetemp().parent / name  # the parent is this session's, shared by its workers
+    root.mkdir(exist_ok=True)
     with open(root / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (root / "release" / "indices.parquet").exists():
-            write_demo_raw(root / "raw", rows=DEMO_ROWS, seed=DEMO_SEED)
-            done = run_cli(["run", "--raw", root / "raw", "--out", root / "release"], quiet_warnings=True)
-            assert done.returncode == 0, done.stderr[-2000:]
-    return root / "release"
+        if not (root / done).exists():
+            build(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_release(tmp_path_factory, worker_id) -> Path:
+    """A release of the calibrated demo dataset (DEMO_ROWS rows), generated and published once per session."""
+    from pipelines.demo.data import write_demo_raw
+
+    def build(root: Path) -> None:
+        write_demo_raw(root / "raw", rows=DEMO_ROWS, seed=DEMO_SEED)
+        done = run_cli(["run", "--raw", root / "raw", "--out", root / "release"], quiet_warnings=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+
+    return built_once(tmp_path_factory, worker_id, "demo", "release/indices.parquet", build) / "release"
 
 
 _DRIVER = r"""

@@ -1,5 +1,5 @@
 """Fixtures and helpers of the release-rule tests (test_release_settings.py, test_release_publishing.py): a small
-release built once per module with a base other than the earliest quarter and six tiers, copied for each test.
+release built once per test session with a base other than the earliest quarter and six tiers, copied for each test.
 
 Runs "from the UI" are executed as Dagster's run worker executes a launched run: the named job, the release's own
 instance, no run config but what the launchpad would send, the release named by YUNZHI_RELEASE.
@@ -19,6 +19,7 @@ from assets.transforms.release import (read_settings, settings_path, write_setti
 from pipelines.cli import main
 from pipelines.definitions import ALL_ASSETS
 from pipelines.release import open_instance, quarterly_release_job
+from conftest import built_once
 from test_pipeline import write_fixture
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,32 +30,40 @@ PUBLISHED = ("indices.parquet", "derived.parquet", "shift_share.parquet", "quara
              "quality.json", "manifest.json")
 
 
-@pytest.fixture(scope="module")
-def sources(tmp_path_factory) -> dict[str, Path]:
-    """A landing folder of one file per quarter (2020Q1..2021Q1), and late files for 2020Q3 and 2020Q4."""
-    root = tmp_path_factory.mktemp("sources")
+SOURCES = {"landing": "landing", "late_q3": "late_q3", "late_q4": "late_q4"}
+
+
+def _write_sources(root: Path) -> None:
     full = pl.read_csv(write_fixture(root / "full.csv"), infer_schema=False)
     landing = root / "landing"
     landing.mkdir()
     dated = full.filter(pl.col("usage_date").str.contains(r"^\d{4}-"))
     for (month,), part in dated.group_by(pl.col("usage_date").str.slice(0, 7)):
         part.write_csv(landing / f"usage_{month}.csv")
-    out = {"landing": landing}
     for name, prefix in (("late_q3", "2020-08"), ("late_q4", "2020-11")):
         (root / name).mkdir()
         (full.filter(pl.col("usage_date").str.starts_with(prefix))
          .with_columns(pl.lit(f"acct-{name}").alias("account_id")).write_csv(root / name / f"{name}.csv"))
-        out[name] = root / name
-    return out
+    (root / "written").touch()
 
 
-@pytest.fixture(scope="module")
-def built(sources, tmp_path_factory) -> Path:
-    """A release with a base other than the earliest quarter and six tiers, kept aside for tests to copy."""
-    out = tmp_path_factory.mktemp("built") / "release"
-    assert main(["run", "--raw", str(sources["landing"]), "--out", str(out), "--base", "2020Q2", "--tiers", "six",
-                 "--no-report"]) == 0
-    return out
+@pytest.fixture(scope="session")
+def sources(tmp_path_factory, worker_id) -> dict[str, Path]:
+    """A landing folder of one file per quarter (2020Q1..2021Q1), and late files for 2020Q3 and 2020Q4; written once
+    per test session (tests copy what they change)."""
+    root = built_once(tmp_path_factory, worker_id, "release_sources", "written", _write_sources)
+    return {name: root / folder for name, folder in SOURCES.items()}
+
+
+@pytest.fixture(scope="session")
+def built(sources, tmp_path_factory, worker_id) -> Path:
+    """A release with a base other than the earliest quarter and six tiers, built once per test session (by one
+    worker; the modules of the release rules share it) and kept aside for tests to copy."""
+    def build(root: Path) -> None:
+        assert main(["run", "--raw", str(sources["landing"]), "--out", str(root / "release"), "--base", "2020Q2",
+                     "--tiers", "six", "--no-report"]) == 0
+
+    return built_once(tmp_path_factory, worker_id, "release_built", "release/indices.parquet", build) / "release"
 
 
 @pytest.fixture()
