@@ -30,7 +30,7 @@ PUBLISHED = ("indices.parquet", "derived.parquet", "shift_share.parquet", "quara
              "quality.json", "manifest.json")
 
 
-SOURCES = {"landing": "landing", "late_q3": "late_q3", "late_q4": "late_q4"}
+SOURCES = ("landing", "late_q3", "late_q4")  # folders, each its own fixture key
 
 
 def _write_sources(root: Path) -> None:
@@ -52,7 +52,7 @@ def sources(tmp_path_factory, worker_id) -> dict[str, Path]:
     """A landing folder of one file per quarter (2020Q1..2021Q1), and late files for 2020Q3 and 2020Q4; written once
     per test session (tests copy what they change)."""
     root = built_once(tmp_path_factory, worker_id, "release_sources", "written", _write_sources)
-    return {name: root / folder for name, folder in SOURCES.items()}
+    return {name: root / name for name in SOURCES}
 
 
 @pytest.fixture(scope="session")

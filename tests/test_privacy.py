@@ -376,17 +376,17 @@ def lp_intervals(value: dict, hidden: set, lower: dict, equations,
 
     cols = sorted(hidden)
     at = {c: i for i, c in enumerate(cols)}
-    entries = {}
+    rows = []  # each equation over the hidden cells: {column: coefficient}
     for parent, children in equations:
         row = {}
         for sign, cell in [(1.0, parent)] + [(-1.0, c) for c in children]:
             if cell in at:
                 row[at[cell]] = row.get(at[cell], 0.0) + sign
         if any(row.values()):
-            entries[len(entries)] = row
-    a = csr_matrix(([v for r in entries.values() for v in r.values()],
-                    ([e for e, r in entries.items() for _ in r], [j for r in entries.values() for j in r])),
-                   shape=(len(entries), len(cols)))
+            rows.append(row)
+    a = csr_matrix(([v for row in rows for v in row.values()],
+                    ([e for e, row in enumerate(rows) for _ in row], [j for row in rows for j in row])),
+                   shape=(len(rows), len(cols)))
     bounds = [(lower.get(c, 0.0) - value[c], None) for c in cols]
     found = {}
     for cell, i in at.items():
