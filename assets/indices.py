@@ -6,7 +6,8 @@ from assets.support.checks import check_results, specs
 from assets.support.io import INPUTS, stored_stamps
 from assets.support.partitions import quarterly_partitions
 from assets.support.settings import Settings
-from assets.transforms.indices import PRIVACY, index_grid, normalise_to_base_period
+from assets.transforms.cube import PRIVACY_COLUMNS
+from assets.transforms.indices import index_grid, normalise_to_base_period
 from expectations.adapter import submit_suite_by_partition
 from expectations.invariants import levels_add_up
 from expectations.outcomes import predicate
@@ -45,7 +46,7 @@ def quarterly_indices(context: dg.AssetExecutionContext, settings: Settings, usa
                       base_quarter=is_base, **dict(zip(national["metric"], national["value"]))),
             predicate(GRID_COMPLETE, table.height == grid.height, rows=table.height, expected=grid.height),
         ]
-    published = {quarter: table.drop("amount", *PRIVACY) for quarter, table in tables.items()}
+    published = {quarter: table.drop("amount", *PRIVACY_COLUMNS) for quarter, table in tables.items()}
     suite = submit_suite_by_partition(INDICES_SUITE, INDICES, published)  # GX works while Dagster stores the tables
     yield dg.Output(tables, metadata={"rows": sum(rows.values()), INPUTS: dg.MetadataValue.json(
         stored_stamps(settings.directory, "usage_cube", quarters))})  # computed from what the cube was

@@ -14,6 +14,7 @@ from assets.transforms.reference import Reference
 CUBE_SCHEMA = {"metric": pl.String, "geo_level": pl.String, "geo_code": pl.String, "industry": pl.String,
                "amount": pl.Float64, "accounts": pl.UInt32, "contributors": pl.UInt32,
                "top_contributor_amount": pl.Float64, "second_contributor_amount": pl.Float64}
+# internal columns privacy needs (never published): contributors (customers) with usage, their two largest totals
 PRIVACY_COLUMNS = ("contributors", "top_contributor_amount", "second_contributor_amount")
 
 

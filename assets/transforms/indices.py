@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from assets.transforms.cube import PRIVACY_COLUMNS
 from assets.transforms.reference import Reference
 
 INDEX_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "geo_name", "geo_name_en", "geo_name_short",
@@ -10,8 +11,6 @@ INDEX_COLUMNS = ["metric", "period", "period_type", "geo_level", "geo_code", "ge
                  "value", "accounts", "status", "base_period"]
 LEVEL_ORDER = {"national": 0, "province": 1, "city": 2, "tier": 3, "cluster": 4}
 
-# internal columns privacy needs (never published): contributors (customers) with usage, their two largest totals
-PRIVACY = ("contributors", "top_contributor_amount", "second_contributor_amount")
 
 def geo_entities(ref: Reference) -> pl.DataFrame:
     """Every published entity: geo_level, geo_code, geo_name, geo_name_en, geo_name_short (unallocated ones
@@ -42,7 +41,7 @@ def normalise_to_base_period(cube: pl.DataFrame, base: pl.DataFrame, grid: pl.Da
                              period_type: str = "quarter") -> pl.DataFrame:
     """The full grid for one period: value = 100 x amount / base_amount, accounts exact, zeros where no usage."""
     keys = ["metric", "geo_level", "geo_code", "industry"]
-    return (grid.join(cube.select(*keys, "amount", "accounts", *PRIVACY), on=keys, how="left")
+    return (grid.join(cube.select(*keys, "amount", "accounts", *PRIVACY_COLUMNS), on=keys, how="left")
             .join(base.select("metric", "base_period", "base_amount"), on="metric")
             .with_columns(pl.col("amount").fill_null(0.0), pl.col("accounts").fill_null(0).cast(pl.Int64),
                           pl.col("contributors").fill_null(0).cast(pl.UInt32),
@@ -51,7 +50,7 @@ def normalise_to_base_period(cube: pl.DataFrame, base: pl.DataFrame, grid: pl.Da
             .with_columns((pl.col("amount") / pl.col("base_amount") * 100.0).alias("value"),
                           pl.lit(period).alias("period"), pl.lit(period_type).alias("period_type"),
                           pl.lit("ok").alias("status"))
-            .select(*INDEX_COLUMNS, "amount", *PRIVACY)
+            .select(*INDEX_COLUMNS, "amount", *PRIVACY_COLUMNS)
             .pipe(sort_index_rows))
 
 
