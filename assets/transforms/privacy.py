@@ -227,7 +227,7 @@ def suppression_flags(indices: pl.DataFrame, k: int = 5, p: float = 10.0, q: flo
         targets = [(int(c), min(q / 100.0 * x[c], x[c] - lb[c]), q / 100.0 * x[c]) for c in sensitive]
         if not targets:
             return None
-        block = Block(a, rows, cols, x, lb, s)
+        block = Block(a, rows, cols, x, lb)
         s, reached = protect_block(block, targets, s, stats, known, group)
         block.release()
         for c, (dn, u) in reached.items():

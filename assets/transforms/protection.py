@@ -73,8 +73,7 @@ class Block:
     The LP (variables u, v >= 0, d = u - v, in units of the move t) is loaded into HiGHS once; each cell and
     direction changes only bounds and costs, so HiGHS starts from the last optimal basis (warm start)."""
 
-    def __init__(self, a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, x: np.ndarray, lb: np.ndarray,
-                 suppressed: np.ndarray):
+    def __init__(self, a: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, x: np.ndarray, lb: np.ndarray):
         self.cols = cols
         self._source = (a, rows, x, lb)
         self.parts: dict[int, Block] = {}
@@ -148,12 +147,12 @@ class Block:
         self.highs = None
         self.parts = {}
 
-    def part(self, cols: np.ndarray, key: int, suppressed: np.ndarray) -> Block:
+    def part(self, cols: np.ndarray, key: int) -> Block:
         """The sub-table of this block's cells `cols` (loaded once per key): a move found there, every other cell
         kept still, is a move of the whole block."""
         if key not in self.parts:
             a, rows, x, lb = self._source
-            self.parts[key] = Block(a, rows, cols, x, lb, suppressed)
+            self.parts[key] = Block(a, rows, cols, x, lb)
         return self.parts[key]
 
     def most(self, i: int, s: int, t: float, stats: Stats) -> float:
@@ -188,7 +187,7 @@ def protect_block(block: Block, targets: list[tuple[int, float, float]], suppres
         g = int(group[cell]) if group is not None else -1
         if g >= 0:
             member = (group[block.cols] == g) | (group[block.cols] == SHARED)
-            part = block.part(block.cols[member], g, suppressed)
+            part = block.part(block.cols[member], g)
             d = part.solve(part.pos[cell], s, aim, suppressed[part.cols], stats)
             if d is not None:
                 whole = np.zeros(block.cols.size)
