@@ -44,8 +44,7 @@ def disclosed_indices(context: dg.AssetExecutionContext, settings: Settings, qua
     programming so that every sensitive cell keeps a q% interval under every published equation at once
     (CONTRACT.md "Privacy")."""
     rules = settings.release.settings
-    k, p = rules.privacy_k, rules.privacy_p
-    q = rules.privacy_protection_percent or p
+    k, p, q = rules.privacy_k, rules.privacy_p, rules.protection_percent
     membership = geo_membership(settings.reference())
     combined = combine_periods([quarterly_indices[key].collect() for key in sorted(quarterly_indices)],
                                annual_indices.collect())

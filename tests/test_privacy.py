@@ -596,6 +596,17 @@ def test_release_subtraction_attack_isolates_no_suppressed_cell(release):
     assert (joined["any_q"] == (joined["status"] == "suppressed")).all()
 
 
+def test_the_bench_privacy_engine_does_the_release_s_privacy_work(release):
+    """`bench --engines release,privacy` times the privacy stage alone on what the release stored: with the release's
+    own settings it suppresses exactly the cells the release published as suppressed."""
+    from pipelines.bench.engines import privacy_stage
+
+    out = pl.read_parquet(release["out"] / "indices.parquet")
+    done = privacy_stage(release["out"])
+    assert done["cells"] == out.height and done["short"] == 0
+    assert done["suppressed"] == out.filter(pl.col("status") == "suppressed").height
+
+
 def test_release_checks_passed_and_are_recorded(release):
     quality = json.loads((release["out"] / "quality.json").read_text(encoding="utf-8"))
     assert quality["privacy"]["failed"] == 0 and quality["privacy"]["checks_run"] >= 5

@@ -19,7 +19,7 @@ from pydantic import Field, PrivateAttr
 
 from assets.transforms.errors import InputError
 from assets.transforms.quarters import quarters_between
-from assets.transforms.reference import SEEDS_DIR, Reference, load_reference
+from assets.transforms.reference import SEEDS_DIR, Reference
 from assets.transforms.release import Release, finish_interrupted_swaps, open_release, quarter_fingerprints
 
 QUARTER_OR_EMPTY = r"^(\d{4}Q[1-4])?$"
@@ -126,9 +126,7 @@ class Settings(dg.ConfigurableResource):
 
     def reference(self) -> Reference:
         if self._reference is None:
-            values = self.release.settings
-            self._reference = load_reference(values.seeds_dir or None, values.products_path or None,
-                                             values.tier_scheme, values.tier_vintage or None)
+            self._reference = self.release.settings.reference()
         return self._reference
 
 

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from assets.transforms.errors import InputError
 from assets.transforms.files import write_json_atomic
 from assets.transforms.ingest.inventory import data_quarters
+from assets.transforms.reference import Reference, load_reference
 
 SETTINGS_FILE = "settings.json"  # under DIR/state
 MANIFEST = "manifest.json"  # a release is published once its manifest is at DIR's top
@@ -57,6 +58,16 @@ class ReleaseSettings:
     # the list): 0.001 = 1/100,000 of the base quarter's national total, below every base in METHOD.md's growth
     # top 10s (the smallest, 克拉玛依's AI in 2020Q1, is about 0.0027)
     growth_rank_min_reference: float = 0.001
+
+    @property
+    def protection_percent(self) -> float:
+        """q as privacy applies it: privacy_protection_percent, or p where that is 0."""
+        return self.privacy_protection_percent or self.privacy_p
+
+    def reference(self) -> Reference:
+        """The seeds and products this release is computed with, in its tier scheme and vintage."""
+        return load_reference(self.seeds_dir or None, self.products_path or None, self.tier_scheme,
+                              self.tier_vintage or None)
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(ReleaseSettings))

@@ -11,23 +11,26 @@ RTOL = 1e-9
 
 
 def privacy_stage(release: str | Path) -> dict:
-    """The privacy stage alone on a release's stored quarterly and annual indices (its `disclosed_indices`): the
-    protection (LPs chosen by HiGHS) and the attacker's audit, with their LP counts and seconds."""
+    """The privacy stage alone on a release's stored quarterly and annual indices, as its `disclosed_indices` step
+    first published them: the release's k, p, q and geo hierarchy, no earlier version. The protection (LPs chosen by
+    HiGHS) and the attacker's audit, with their LP counts and seconds."""
     from assets.transforms.cube import geo_membership
     from assets.transforms.privacy import audit, combine_periods, suppression_flags
     from assets.transforms.protection import Stats
-    from assets.transforms.reference import load_reference
+    from assets.transforms.release import read_settings
 
     state = Path(release) / "state" / "assets"
     started = time.perf_counter()
+    rules = read_settings(release)
     quarterly = [pl.read_parquet(p) for p in sorted((state / "quarterly_indices").glob("*.parquet"))]
     annual = pl.read_parquet(state / "annual_indices.parquet")
     combined = combine_periods(quarterly, annual)
-    membership = geo_membership(load_reference())
+    membership = geo_membership(rules.reference())
     read_s = time.perf_counter() - started
     protection, attack = Stats(), Stats()
     t = time.perf_counter()
-    flags = suppression_flags(combined, membership=membership, stats=protection)
+    flags = suppression_flags(combined, rules.privacy_k, rules.privacy_p, rules.protection_percent, membership,
+                              stats=protection)
     protect_s = time.perf_counter() - t
     t = time.perf_counter()
     found = audit(flags, membership, attack)
