@@ -87,7 +87,12 @@ def find_browser() -> str | None:
 
 
 def ensure_chromium() -> str:
-    """The system Chromium; installs Debian's `chromium` with apt-get when missing (as root or with sudo -n)."""
+    """The system Chromium; installs Debian's `chromium` with apt-get when missing (as root or with sudo -n). One
+    install at a time: the browser tests may start together on two pytest workers, and a second apt-get would stop
+    at dpkg's lock while the first still works."""
+    import fcntl
+    import tempfile
+
     found = find_browser()
     if found:
         return found
@@ -97,11 +102,18 @@ def ensure_chromium() -> str:
     if prefix is None:
         raise Skip("Chromium is not installed and installing it needs root (no sudo)")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    log("Chromium missing: apt-get install -y chromium")
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium"]):
-        done = subprocess.run(prefix + command, env=env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise Skip(f"could not install Chromium ({' '.join(command)}: {done.stderr.strip()[-300:]})")
+    with open(Path(tempfile.gettempdir()) / "yunzhi-chromium-install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        found = find_browser()  # installed meanwhile by whoever held the lock
+        if found:
+            return found
+        log("Chromium missing: apt-get install -y chromium")
+        # DPkg::Lock::Timeout: wait for another apt (the Makefile's font install, say) rather than fail at once
+        for command in (["apt-get", "update", "-qq"],
+                        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", "chromium"]):
+            done = subprocess.run(prefix + command, env=env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise Skip(f"could not install Chromium ({' '.join(command)}: {done.stderr.strip()[-300:]})")
     found = find_browser()
     if not found:
         raise Skip("apt-get installed chromium but no browser binary was found")

@@ -53,6 +53,16 @@ def run_cli_many(arg_lists: list[list[str]], workers: int | None = None,
         return list(pool.map(lambda a: run_cli(a, quiet_warnings), arg_lists))
 
 
+def skip_unless_ci(reason: str) -> None:
+    """Skip a test that needs a system part this machine lacks and cannot install (the browser); on CI (CI set) the
+    same is a failure, so that CI never passes without the browser tests."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() not in ("", "0", "false"):
+        pytest.fail(f"{reason}: CI must run this test")
+    pytest.skip(reason)
+
+
 # ---- the demo release, built once per test session (figures and report tests) ----------------------------------
 DEMO_ROWS = 2_000_000  # the default dataset: figures are asserted on what `make demo` publishes
 DEMO_SEED = 2021

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import skip_unless_ci
 from tests.e2e.fixture import load_e2e_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,7 +22,7 @@ def story(tmp_path_factory):
     try:  # screenshots for humans under build/e2e; the release in the test session's scratch
         return e2e, e2e.run(ROOT / "build" / "e2e", work=tmp_path_factory.mktemp("e2e_work"))
     except e2e.Skip as exc:
-        pytest.skip(f"browser test skipped: {exc}")
+        skip_unless_ci(f"browser test skipped: {exc}")
 
 
 def test_a_quarter_rematerialised_from_the_browser_then_a_late_file_from_the_cli(story):

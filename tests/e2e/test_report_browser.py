@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, skip_unless_ci
 from tests.e2e.fixture import load_e2e_script, tiny_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def test_the_report_of_a_sparse_release_in_a_browser(sparse_release):
     try:
         binary = e2e.ensure_chromium()
     except e2e.Skip as exc:
-        pytest.skip(f"browser test skipped: {exc}")
+        skip_unless_ci(f"browser test skipped: {exc}")
     indices = pl.read_parquet(sparse_release / "indices.parquet")
     quarter = sorted(indices.filter(pl.col("period_type") == "quarter")["period"].unique())[-1]
     with_usage = indices.filter((pl.col("geo_level") == "province") & (pl.col("period") == quarter)
