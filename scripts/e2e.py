@@ -108,9 +108,12 @@ def ensure_chromium() -> str:
         if found:
             return found
         log("Chromium missing: apt-get install -y chromium")
-        # DPkg::Lock::Timeout: wait for another apt (the Makefile's font install, say) rather than fail at once
+        # DPkg::Lock::Timeout: wait for another apt (the Makefile's font install, say) rather than fail at once;
+        # no recommended packages: headless Chromium needs none of them (printer tools, GTK, avahi, samba: about
+        # a hundred packages more to fetch and unpack)
         for command in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "-o", "DPkg::Lock::Timeout=300", "chromium"]):
+                        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
+                         "chromium"]):
             done = subprocess.run(prefix + command, env=env, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise Skip(f"could not install Chromium ({' '.join(command)}: {done.stderr.strip()[-300:]})")
