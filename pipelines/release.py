@@ -25,9 +25,11 @@ from assets.transforms.release import is_published
 
 INVENTORY = dg.AssetKey("raw_inventory")
 # Each release's Dagster instance: stock SQLite storage under DIR/.dagster (relative, so a moved release keeps its
-# history), no telemetry nor first-visit pop-up, and one run at a time for runs the UI's daemon launches (sensor, schedule, backfill); the
-# release's writer lock covers every other way of running.
-INSTANCE_CONFIG = {"telemetry": {"enabled": False}, "nux": {"enabled": False}, "run_queue": {"max_concurrent_runs": 1}}
+# history), no telemetry nor first-visit pop-up, and one run at a time for runs the UI's daemon launches (sensor,
+# schedule, backfill; the release's writer lock covers every other way of running), each started within a second of
+# being queued (Dagster's default looks every 5 s; the queue is one local SQLite file).
+INSTANCE_CONFIG = {"telemetry": {"enabled": False}, "nux": {"enabled": False},
+                   "run_queue": {"max_concurrent_runs": 1, "dequeue_interval_seconds": 1}}
 
 
 @dataclass
