@@ -67,6 +67,11 @@ def _png(fig) -> bytes:
     return buf.getvalue()
 
 
+def no_data(ax, text: str = "无数据") -> None:
+    """A panel with nothing to draw says so in its middle."""
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+
+
 def fit(title: str, width: int = 36) -> str:
     """A title wrapped to lines of at most `width` characters (a CJK character is about twice a Latin one), so
     that it is never cut off at the figure's edge."""
@@ -190,7 +195,7 @@ def value_classes(values: list[float], classes: int = 6) -> list[tuple[float, fl
 
 def _barh(ax, names, values, color, fmt="{:.2f}", title=""):
     if not names:
-        ax.text(0.5, 0.5, "无数据", ha="center", va="center", transform=ax.transAxes)
+        no_data(ax)
     ax.barh(range(len(names))[::-1], values, color=color)
     ax.set_yticks(range(len(names))[::-1], names)
     for i, v in zip(range(len(names))[::-1], values):
@@ -316,7 +321,7 @@ def cluster_comparison(indices: pl.DataFrame, derived: pl.DataFrame, metric: str
         if names:
             ax.barh(names, values, color=highlight(names))
         else:
-            ax.text(0.5, 0.5, "无数据", ha="center", va="center", transform=ax.transAxes)
+            no_data(ax)
     a.set_title(fit(f"城市群指数 · {period}"))
     b.set_title(fit(f"城市群增速 · {quarter} 较基期 (%)"))
     for name in SOURCE_CLUSTERS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from assets.transforms.report import (LEVEL_ZH, METRIC_COLOR, METRIC_ZH, _png, cells, choropleth, fit, latest, measure,
-                                      plt)
+                                      no_data, plt)
 
 EFFECT_ZH = {"national_effect": "全国增长效应", "industry_mix_effect": "行业结构效应",
              "competitive_effect": "竞争效应"}
@@ -28,7 +28,7 @@ def shift_share_waterfall(indices: pl.DataFrame, shift_share: pl.DataFrame, metr
     period = shift_share_period(shift_share, metric)
     fig, ax = plt.subplots(figsize=(12, 4.8))
     if period is None:
-        ax.text(0.5, 0.5, "无数据（需要一年前的同期数据）", ha="center", va="center", transform=ax.transAxes)
+        no_data(ax, "无数据（需要一年前的同期数据）")
         ax.axis("off")
         ax.set_title(fit(f"{METRIC_ZH[metric]} · 各省变动的偏离-份额分解", 60))
         return _png(fig)
