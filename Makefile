@@ -7,7 +7,7 @@ DEMO_RELEASE := data/demo/release
 RELEASE ?= $(DEMO_RELEASE)
 ROWS ?= 2000000
 
-.PHONY: install demo test ui e2e clean bench fonts report report-check
+.PHONY: install demo test ui e2e clean bench fonts test-packages report report-check
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,8 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-demo: install fonts
+demo:
+	@$(MAKE) --no-print-directory -j2 install fonts  # pip and apt at once
 	$(PY) -m pipelines demo-data --out $(DEMO_RAW) --rows $(ROWS)
 	rm -rf $(DEMO_RELEASE)
 	$(PY) -m pipelines run --raw $(DEMO_RAW) --out $(DEMO_RELEASE)
@@ -25,15 +26,13 @@ demo: install fonts
 	@echo "release:   $(abspath $(DEMO_RELEASE))"
 	@echo "report:    $(abspath $(DEMO_RELEASE))/report/index.html"
 
-# The report's Chinese labels need a CJK font (the demo and the tests render the report): install Debian's
-# fonts-noto-cjk when none is found and apt is there.
+# The report's Chinese labels need a CJK font (the demo and the tests render the report): Debian's fonts-noto-cjk
+# is installed with apt when none is found; `test-packages` adds Chromium for the browser tests.
 fonts:
-	@fc-list :lang=zh family 2>/dev/null | grep -q . || { \
-	  if command -v apt-get >/dev/null; then \
-	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get update -qq; \
-	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-noto-cjk || \
-	    $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y fonts-wqy-microhei; \
-	  else echo "no CJK font found: install one (e.g. Noto Sans CJK) for the report's Chinese labels"; exit 1; fi; }
+	@sh scripts/system_packages.sh
+
+test-packages:
+	@sh scripts/system_packages.sh --browser
 
 # (Re)write RELEASE/report/ from the published Parquet; report-check screenshots it in headless Chromium.
 report: install fonts
@@ -43,7 +42,9 @@ report-check: install
 	@test -f $(RELEASE)/report/index.html || $(MAKE) report RELEASE=$(RELEASE)
 	$(PY) scripts/report_check.py $(RELEASE)
 
-test: install fonts
+# pip and apt at once (each mostly waits for downloads and unpacking): the Python packages, and the Debian ones
+test:
+	@$(MAKE) --no-print-directory -j2 install test-packages
 	$(PY) -m pytest
 
 # Project vs DuckDB vs Dagster on BENCH_ROWS generated rows (reused from bench/data/); writes bench/results.json.
