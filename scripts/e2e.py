@@ -87,36 +87,25 @@ def find_browser() -> str | None:
 
 
 def ensure_chromium() -> str:
-    """The system Chromium; installs Debian's `chromium` with apt-get when missing (as root or with sudo -n). One
-    install at a time: the browser tests may start together on two pytest workers, and a second apt-get would stop
-    at dpkg's lock while the first still works."""
+    """The system Chromium; when it is missing, scripts/system_packages.sh installs it (as `make test` does: Debian's
+    `chromium` with apt-get, as root or with sudo -n). One install at a time: the browser tests may start together
+    on two pytest workers, and a second apt-get would stop at apt's lock while the first still works."""
     import fcntl
     import tempfile
 
     found = find_browser()
     if found:
         return found
-    if not shutil.which("apt-get"):
-        raise Skip("Chromium is not installed and apt-get is not available to install it")
-    prefix = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
-    if prefix is None:
-        raise Skip("Chromium is not installed and installing it needs root (no sudo)")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     with open(Path(tempfile.gettempdir()) / "yunzhi-chromium-install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         found = find_browser()  # installed meanwhile by whoever held the lock
         if found:
             return found
-        log("Chromium missing: apt-get install -y chromium")
-        # DPkg::Lock::Timeout: wait for another apt (the Makefile's font install, say) rather than fail at once;
-        # no recommended packages: headless Chromium needs none of them (printer tools, GTK, avahi, samba: about
-        # a hundred packages more to fetch and unpack)
-        for command in (["apt-get", "update", "-qq"],
-                        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "-o", "DPkg::Lock::Timeout=300",
-                         "chromium"]):
-            done = subprocess.run(prefix + command, env=env, capture_output=True, text=True, check=False)
-            if done.returncode != 0:
-                raise Skip(f"could not install Chromium ({' '.join(command)}: {done.stderr.strip()[-300:]})")
+        log("Chromium missing: scripts/system_packages.sh --browser")
+        done = subprocess.run(["sh", str(ROOT / "scripts" / "system_packages.sh"), "--browser"], capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, check=False)
+        if done.returncode != 0:
+            raise Skip(f"could not install Chromium: {(done.stderr or done.stdout).strip()[-300:]}")
     found = find_browser()
     if not found:
         raise Skip("apt-get installed chromium but no browser binary was found")
