@@ -108,24 +108,20 @@ def _draw_files(release_dir: str, charts_to_draw: list) -> dict[str, tuple[str, 
                           read_shift_share(release)), charts_to_draw)
 
 
-def render_files(release_dir: Path, indices: pl.DataFrame, workers: int,
-                 derived: pl.DataFrame | None = None) -> dict[str, tuple[str, bytes]]:
+def render_files(release_dir: Path, indices: pl.DataFrame, derived: pl.DataFrame,
+                 workers: int) -> dict[str, tuple[str, bytes]]:
     """The charts of the release in `release_dir`, drawn by `workers` drawers (matplotlib draws on one core), in
     reading order: this process draws every `workers`-th chart from the tables it holds (`indices`, `derived`), and
     each other drawer is a process of its own that reads the Parquet itself."""
     charts_to_draw = plan(indices)
     release = Path(release_dir)
-
-    def draw_here(share: list) -> dict[str, tuple[str, bytes]]:
-        tables = pl.read_parquet(release / "derived.parquet") if derived is None else derived
-        return draw(inputs_of(indices, tables, read_shift_share(release)), share)
-
+    here = inputs_of(indices, derived, read_shift_share(release))
     if workers <= 1:
-        return draw_here(charts_to_draw)
+        return draw(here, charts_to_draw)
     # spawned, not forked: this process runs polars' thread pool, which a forked child may find locked
     with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
         shares = [pool.submit(_draw_files, str(release), charts_to_draw[i::workers]) for i in range(1, workers)]
-        drawn = draw_here(charts_to_draw[0::workers])  # while the other drawers start
+        drawn = draw(here, charts_to_draw[0::workers])  # while the other drawers start
         for share in shares:
             drawn.update(share.result())
     return {name: drawn[name] for name, *_ in charts_to_draw}
@@ -321,7 +317,7 @@ def write_report(release_dir: str | Path) -> dict[str, tuple[str, bytes]]:
             raise FileNotFoundError(f"{release / name}: not published; run `python -m pipelines run` first")
     indices = pl.read_parquet(release / "indices.parquet")
     derived = pl.read_parquet(release / "derived.parquet")
-    rendered = render_files(release, indices, min(2, os.cpu_count() or 1), derived)
+    rendered = render_files(release, indices, derived, min(2, os.cpu_count() or 1))
     manifest = json.loads((release / "manifest.json").read_text(encoding="utf-8")) if (
         release / "manifest.json").exists() else {}
     tmp = Path(tempfile.mkdtemp(prefix=".report.", dir=release))
